@@ -1,5 +1,7 @@
 """nvidia-smi -q -x parsing over recorded captures (tests/fixtures/nvidia-smi/README.md)."""
 
+from pathlib import Path
+
 import pytest
 from ansible.module_utils.aw_nvidia_smi import (
     DRIVER_LIBRARY_MISMATCH,
@@ -12,8 +14,6 @@ from ansible.module_utils.aw_nvidia_smi import (
     parse_nvidia_smi_xml,
     parse_quantity,
 )
-
-from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -132,25 +132,9 @@ CAPTURES = [
 ]
 
 
-@pytest.mark.parametrize(
-    (
-        "name",
-        "driver",
-        "cuda",
-        "product",
-        "mem",
-        "limit",
-        "max_limit",
-        "draw",
-        "source",
-        "temp",
-        "persist",
-    ),
-    CAPTURES,
-)
-def test_single_gpu_captures(
-    name, driver, cuda, product, mem, limit, max_limit, draw, source, temp, persist
-):
+@pytest.mark.parametrize("case", CAPTURES, ids=[c[0] for c in CAPTURES])
+def test_single_gpu_captures(case):
+    name, driver, cuda, product, mem, limit, max_limit, draw, source, temp, persist = case
     report = load(name)
     assert report.count == 1
     assert report.driver_version == driver

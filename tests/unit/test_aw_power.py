@@ -3,24 +3,24 @@
 import pytest
 from ansible.module_utils.aw_power import PowerInputError, gpu_limits_from_gpus, plan_power
 
+CASES = [
+    # the stated floor: one 4090 on 1000 W passes with 100 W headroom
+    (1000, [450], 170, 100, True, 720, 900, 450),
+    # 850 W is too small for a 4090: the peak (900) and the sustained cap (680) both fail;
+    # min((850-270)/1.4, 680-270) = 410
+    (850, [450], 170, 100, False, 720, 900, 410),
+    # two 4090s on 1600 W: peak 1260+350 = 1610 > 1600
+    (1600, [450, 450], 250, 100, False, 1250, 1610, 446),
+    # a capped pair fits
+    (1600, [400, 400], 250, 100, True, 1150, 1470, 400),
+    # sustained limit binds: 1000 W x 0.8 = 800 < 820 while the peak (1000) fits
+    (1000, [450], 270, 100, False, 820, 1000, 430),
+]
 
-@pytest.mark.parametrize(
-    ("psu", "limits", "cpu", "other", "ok", "sustained", "peak", "recommended"),
-    [
-        # the stated floor: one 4090 on 1000 W passes with 100 W headroom
-        (1000, [450], 170, 100, True, 720, 900, 450),
-        # 850 W is too small for a 4090: the peak (900) and the sustained cap (680) both fail;
-        # min((850-270)/1.4, 680-270) = 410
-        (850, [450], 170, 100, False, 720, 900, 410),
-        # two 4090s on 1600 W: peak 1260+350 = 1610 > 1600
-        (1600, [450, 450], 250, 100, False, 1250, 1610, 446),
-        # a capped pair fits
-        (1600, [400, 400], 250, 100, True, 1150, 1470, 400),
-        # sustained limit binds: 1000 W x 0.8 = 800 < 820 while the peak (1000) fits
-        (1000, [450], 270, 100, False, 820, 1000, 430),
-    ],
-)
-def test_plan_power(psu, limits, cpu, other, ok, sustained, peak, recommended):
+
+@pytest.mark.parametrize("case", CASES)
+def test_plan_power(case):
+    psu, limits, cpu, other, ok, sustained, peak, recommended = case
     budget = plan_power(psu, limits, cpu_tdp_w=cpu, other_w=other)
     assert budget.ok is ok
     assert budget.sustained_w == sustained
