@@ -208,7 +208,7 @@ def classify_failure(rc: int, stdout: str, stderr: str) -> tuple[str, str] | Non
     if rc == 0:
         return None
     text = f"{stdout}\n{stderr}"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "").rstrip(".")
     lowered = text.lower()
     if "driver/library version mismatch" in lowered:
         return DRIVER_LIBRARY_MISMATCH, f"nvidia-smi: {first}. Fix: {_FIX_MISMATCH}"

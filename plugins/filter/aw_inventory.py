@@ -1,0 +1,118 @@
+"""Filters that check an inventory against the variables this project knows.
+
+`aw_inventory_problems` is what the first play of site.yml runs: it takes the variables a host
+was given, the option specs of every role (their meta/argument_specs.yml) and of the playbooks,
+and returns one readable line per problem: an unknown variable (with the likely intended name),
+a removed one (with its replacement), or a value of the wrong type or outside its choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+DOCUMENTATION = """
+name: aw_inventory_problems
+short_description: List what is wrong with the project's variables in an inventory.
+description:
+  - Checks every variable whose name starts with a known prefix against the option specs.
+positional: _input, specs, removed, prefixes
+options:
+  _input:
+    description: The variables a host was given (for example C(hostvars[inventory_hostname])).
+    type: dict
+    required: true
+  specs:
+    description: Option specs, name to spec, as in meta/argument_specs.yml.
+    type: dict
+    required: true
+  removed:
+    description: Removed variable names, each mapped to what replaces it.
+    type: dict
+  prefixes:
+    description: Name prefixes this project owns; other variables are not checked.
+    type: list
+    elements: str
+"""
+
+_SPEC_KEYS = ("type", "elements", "choices", "options", "no_log")
+_WHERE = "Fix it in inventories/workstation/group_vars/all/ (or host_vars/) and run again."
+
+
+def _clean_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what checks a value's shape; drop required/default, which roles own."""
+    clean = {key: spec[key] for key in _SPEC_KEYS if key in spec}
+    if isinstance(clean.get("options"), Mapping):
+        clean["options"] = {k: _clean_spec(v) for k, v in clean["options"].items()}
+    return clean
+
+
+def merge_specs(documents: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Merge the `main` entry points of argument_specs documents (or plain option maps)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        if not isinstance(document, Mapping):
+            raise AnsibleFilterError(f"an argument spec is not a mapping: {document!r}")
+        if "argument_specs" in document:
+            options = document["argument_specs"].get("main", {}).get("options", {}) or {}
+        else:
+            options = document
+        for name, spec in options.items():
+            merged[name] = dict(spec or {})
+    return merged
+
+
+def inventory_problems(
+    variables: Mapping[str, Any],
+    specs: Mapping[str, Mapping[str, Any]],
+    removed: Mapping[str, str] | None = None,
+    prefixes: Iterable[str] = (),
+) -> list[str]:
+    """Return one human-readable line per problem with the project's variables."""
+    removed = dict(removed or {})
+    prefixes = tuple(prefixes)
+    problems: list[str] = []
+    provided: dict[str, Any] = {}
+    for name in sorted(variables):
+        if name in removed:
+            problems.append(f"{name} was removed: {removed[name]} {_WHERE}")
+            continue
+        if not name.startswith(prefixes):
+            continue
+        if name not in specs:
+            guess = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.75)
+            hint = f" Did you mean {guess[0]}?" if guess else ""
+            problems.append(f"{name} is not a variable of this project.{hint} {_WHERE}")
+            continue
+        provided[name] = variables[name]
+    if provided:
+        spec = {name: _clean_spec(specs[name]) for name in provided}
+        result = ArgumentSpecValidator(spec).validate(provided)
+        for error in result.error_messages:
+            problems.append(f"{error} {_WHERE}")
+    return problems
+
+
+def _problems_filter(variables, specs, removed=None, prefixes=()):
+    if not isinstance(variables, Mapping):
+        raise AnsibleFilterError("aw_inventory_problems expects the host's variables as a mapping")
+    # Only names with a known prefix are read, so unrelated variables are never templated.
+    return inventory_problems(variables, merge_specs([specs]), removed, prefixes)
+
+
+def _merge_filter(documents):
+    return merge_specs(documents)
+
+
+class FilterModule:
+    """The project's inventory filters."""
+
+    def filters(self):
+        return {
+            "aw_inventory_problems": _problems_filter,
+            "aw_merge_specs": _merge_filter,
+        }
