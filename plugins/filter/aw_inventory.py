@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -40,7 +41,6 @@ options:
 """
 
 _SPEC_KEYS = ("type", "elements", "choices", "options", "no_log")
-_WHERE = "Fix it in inventories/workstation/group_vars/all/ (or host_vars/) and run again."
 
 
 def _clean_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,21 +79,21 @@ def inventory_problems(
     provided: dict[str, Any] = {}
     for name in sorted(variables):
         if name in removed:
-            problems.append(f"{name} was removed: {removed[name]} {_WHERE}")
+            problems.append(f"{name} was removed: {removed[name]}")
             continue
         if not name.startswith(prefixes):
             continue
         if name not in specs:
             guess = difflib.get_close_matches(name, list(specs), n=1, cutoff=0.75)
             hint = f" Did you mean {guess[0]}?" if guess else ""
-            problems.append(f"{name} is not a variable of this project.{hint} {_WHERE}")
+            problems.append(f"{name} is not a variable of this project.{hint}")
             continue
         provided[name] = variables[name]
     if provided:
         spec = {name: _clean_spec(specs[name]) for name in provided}
         result = ArgumentSpecValidator(spec).validate(provided)
         for error in result.error_messages:
-            problems.append(f"{error} {_WHERE}")
+            problems.append(f"{error}")
     return problems
 
 
@@ -108,6 +108,25 @@ def _merge_filter(documents):
     return merge_specs(documents)
 
 
+def role_specs(roles_path: str) -> dict[str, Any]:
+    """Read every role's meta/argument_specs.yml under roles_path (on the controller).
+
+    Returns {"roles": [role names], "options": {merged options}}.
+    """
+    import yaml  # noqa: PLC0415  (only the controller needs it, and only here)
+
+    root = Path(roles_path)
+    if not root.is_dir():
+        raise AnsibleFilterError(f"aw_role_specs: {roles_path} is not a directory")
+    roles: list[str] = []
+    documents: list[Mapping[str, Any]] = []
+    for spec_file in sorted(root.glob("*/meta/argument_specs.yml")):
+        roles.append(spec_file.parent.parent.name)
+        with spec_file.open(encoding="utf-8") as handle:
+            documents.append(yaml.safe_load(handle) or {})
+    return {"roles": roles, "options": merge_specs(documents)}
+
+
 class FilterModule:
     """The project's inventory filters."""
 
@@ -115,4 +134,5 @@ class FilterModule:
         return {
             "aw_inventory_problems": _problems_filter,
             "aw_merge_specs": _merge_filter,
+            "aw_role_specs": role_specs,
         }

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# The test command. On a fresh Debian or Ubuntu machine it sets up everything it needs, then
+# runs lint, the unit and integration tests, and every Molecule scenario:
+#   1. system packages the tests use (debootstrap, promtool from Debian's prometheus, shellcheck)
+#   2. ./.venv with the `test` group of pyproject.toml        (scripts/bootstrap.sh test)
+#   3. a Docker engine, started if none answers              (scripts/docker-engine.sh)
+#   4. the local systemd base images, rebuilt on recipe change (tests/images/build.sh)
+#   5. lint: yamllint (strict), ansible-lint (production), ruff, shellcheck
+#   6. pytest: tests/unit, tests/integration, tests/lint
+#   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
+# Options (environment):
+#   TEST_STAGES="lint pytest molecule"   run only these stages (set-up always runs)
+#   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
+#   MOLECULE_JOBS=2                      scenarios run side by side
+# Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+logs=$top/.cache/test-logs
+mkdir -p "$logs"
+stages=${TEST_STAGES:-lint pytest molecule}
+jobs=${MOLECULE_JOBS:-2}
+passed=0 failed=0 failures=()
+t0=$(date +%s)
+
+say() { printf '\n== %s\n' "$*"; }
+record() {  # name rc seconds log
+  if [ "$2" -eq 0 ]; then
+    passed=$((passed + 1)); printf 'PASS  %-40s %4ss\n' "$1" "$3"
+  else
+    failed=$((failed + 1)); failures+=("$1"); printf 'FAIL  %-40s %4ss (log: %s)\n' "$1" "$3" "$4"
+    tail -n 40 "$4" | sed 's/^/    | /'
+  fi
+}
+run_stage() {  # name command...
+  local name=$1 log="$logs/$1.log" start rc; shift
+  start=$(date +%s)
+  "$@" >"$log" 2>&1; rc=$?
+  record "$name" "$rc" "$(( $(date +%s) - start ))" "$log"
+}
+setup_or_die() {
+  local name=$1; shift
+  say "$name"
+  if ! "$@"; then echo "test: set-up step '$name' failed; nothing was tested." >&2; exit 1; fi
+}
+
+# --- set-up -------------------------------------------------------------------------------
+need_apt=()
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    setup_or_die "system packages: ${need_apt[*]}" bash -c \
+      "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends ${need_apt[*]} >/dev/null"
+    # Debian's prometheus package starts a server on :9090; the tests only need promtool.
+    if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then
+      { systemctl disable --now prometheus || pkill -x prometheus; } >/dev/null 2>&1 || true
+    fi
+  else
+    echo "test: missing ${need_apt[*]}. Fix: sudo apt-get install ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+setup_or_die "python environment" "$top/scripts/bootstrap.sh" test
+export PATH="$top/.venv/bin:$PATH"
+if [[ " $stages " == *" molecule "* ]]; then
+  setup_or_die "docker engine" "$top/scripts/docker-engine.sh"
+  setup_or_die "base images" "$top/tests/images/build.sh"
+fi
+echo "set-up took $(( $(date +%s) - t0 ))s"
+
+# --- lint ----------------------------------------------------------------------------------
+if [[ " $stages " == *" lint "* ]]; then
+  say "lint"
+  run_stage yamllint yamllint -s .
+  run_stage ansible-lint ansible-lint --offline -q
+  run_stage ruff bash -c 'ruff check . && ruff format --check .'
+  run_stage shellcheck bash -c 'shellcheck -x scripts/*.sh tests/images/build.sh .ci/run'
+fi
+
+# --- pytest ----------------------------------------------------------------------------------
+if [[ " $stages " == *" pytest "* ]]; then
+  say "pytest"
+  run_stage pytest pytest -q -p no:cacheprovider
+  grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$logs/pytest.log" | tail -n 1
+fi
+
+# --- molecule ----------------------------------------------------------------------------------
+if [[ " $stages " == *" molecule "* ]]; then
+  say "molecule (${jobs} at a time)"
+  scenarios=()
+  for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
+    [ -f "$f" ] || continue
+    scenario=$(basename "$(dirname "$f")")
+    case $f in
+      roles/*) role=${f#roles/}; role=${role%%/*}; id="$role:$scenario" ;;
+      *) role=site; id="site:$scenario" ;;
+    esac
+    if [ -n "${TEST_SCENARIOS:-}" ]; then
+      match=0
+      for want in $TEST_SCENARIOS; do
+        [[ "$id" == "$want" || "$id" == "$want:default" || "${id%%:*}" == "$want" ]] && match=1
+      done
+      [ $match -eq 1 ] || continue
+    fi
+    scenarios+=("$id")
+  done
+  run_scenario() {
+    local id=$1 role=${1%%:*} scenario=${1#*:} log start rc
+    log="$logs/molecule-${role}-${scenario}.log"
+    start=$(date +%s)
+    "$top/scripts/molecule.sh" "$role" test -s "$scenario" >"$log" 2>&1; rc=$?
+    echo "$id $rc $(( $(date +%s) - start )) $log" >> "$logs/molecule.results"
+  }
+  : > "$logs/molecule.results"
+  running=0
+  for id in "${scenarios[@]}"; do
+    run_scenario "$id" &
+    running=$((running + 1))
+    if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
+  done
+  wait
+  while read -r id rc secs log; do record "molecule $id" "$rc" "$secs" "$log"; done < "$logs/molecule.results"
+fi
+
+# --- summary -----------------------------------------------------------------------------------
+say "summary after $(( $(date +%s) - t0 ))s"
+[ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
