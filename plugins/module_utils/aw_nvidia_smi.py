@@ -284,3 +284,22 @@ def check_report(
                 f"{max_temperature_c:g} C. Check airflow and fans before loading a model."
             )
     return failures
+
+
+NVIDIA_PCI_VENDOR = "0x10de"
+
+
+def nvidia_pci_gpus(devices: list[tuple[str, str, str]]) -> list[dict[str, str]]:
+    """NVIDIA display controllers among PCI devices given as (slot, vendor, class) from sysfs.
+
+    A GPU is vendor 0x10de with a display class (0x03xxxx: VGA or 3D controller); the
+    card's HDMI audio function (0x0403xx) is not one. This tells "no NVIDIA GPU in this
+    machine" from "a GPU whose driver is not installed yet" when nvidia-smi cannot answer.
+    """
+    gpus = []
+    for slot, vendor, pci_class in devices:
+        if vendor.strip().lower() == NVIDIA_PCI_VENDOR and pci_class.strip().lower().startswith(
+            "0x03"
+        ):
+            gpus.append({"slot": slot, "class": pci_class.strip().lower()})
+    return sorted(gpus, key=lambda gpu: gpu["slot"])

@@ -33,6 +33,13 @@ options:
   max_temperature_c:
     description: Fail if any GPU is hotter than this (Celsius).
     type: float
+  sysfs_pci_path:
+    description:
+      - Where the kernel lists PCI devices. When nvidia-smi cannot answer, the module looks
+        here for NVIDIA GPUs, so a report can tell a machine with no NVIDIA GPU from one whose
+        driver is not installed yet (RV(pci_gpus)).
+    type: path
+    default: /sys/bus/pci/devices
   fail_on_problem:
     description:
       - When false, a problem (no C(nvidia-smi), driver not loaded, mismatch, bad XML, a failed
@@ -114,12 +121,22 @@ problem:
   returned: always
   type: str
   sample: driver_not_loaded
+pci_gpus:
+  description:
+    - NVIDIA display controllers the kernel lists on the PCI bus, whether or not a driver
+      runs them. Empty on a machine with no NVIDIA GPU.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"slot": "0000:01:00.0", "class": "0x030000"}]
 problems:
   description: Every readable problem message (empty when all is well).
   returned: always
   type: list
   elements: str
 """
+
+import os
 
 from ansible.module_utils.aw_nvidia_smi import (
     BAD_XML,
@@ -130,9 +147,29 @@ from ansible.module_utils.aw_nvidia_smi import (
     check_report,
     classify_failure,
     missing_binary_message,
+    nvidia_pci_gpus,
     parse_nvidia_smi_xml,
 )
 from ansible.module_utils.basic import AnsibleModule
+
+
+def read_pci_devices(root):
+    """(slot, vendor, class) of every PCI device under root; empty when it is unreadable."""
+    devices = []
+    try:
+        slots = sorted(os.listdir(root))
+    except OSError:
+        return devices
+    for slot in slots:
+        try:
+            with (
+                open(os.path.join(root, slot, "vendor"), encoding="ascii") as vendor,
+                open(os.path.join(root, slot, "class"), encoding="ascii") as pci_class,
+            ):
+                devices.append((slot, vendor.read(), pci_class.read()))
+        except OSError:
+            continue
+    return devices
 
 
 def main():
@@ -143,6 +180,7 @@ def main():
             "min_count": {"type": "int"},
             "expected_driver_version": {"type": "str"},
             "max_temperature_c": {"type": "float"},
+            "sysfs_pci_path": {"type": "path", "default": "/sys/bus/pci/devices"},
             "fail_on_problem": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
@@ -156,6 +194,7 @@ def main():
         "count": 0,
         "problem": None,
         "problems": [],
+        "pci_gpus": nvidia_pci_gpus(read_pci_devices(module.params["sysfs_pci_path"])),
     }
 
     def finish(problem, messages):

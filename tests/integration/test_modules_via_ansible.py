@@ -154,3 +154,33 @@ def test_vllm_ready_never_ready_times_out(standin):
     assert rc != 0
     assert res["problem"] == "timeout_unhealthy"
     assert 2 <= res["elapsed_s"] < 4
+
+
+def _fake_sysfs(root, devices):
+    for slot, vendor, pci_class in devices:
+        (root / slot).mkdir(parents=True)
+        (root / slot / "vendor").write_text(vendor + "\n")
+        (root / slot / "class").write_text(pci_class + "\n")
+    return root
+
+
+def test_nvidia_gpu_tells_a_gpu_without_driver_from_no_gpu(tmp_path):
+    # A sysfs tree laid out like the kernel's: an RTX 4090's VGA and HDMI-audio functions and
+    # an Intel host bridge. The driver is not installed, so nvidia-smi is missing.
+    sysfs = _fake_sysfs(
+        tmp_path / "devices",
+        [
+            ("0000:00:00.0", "0x8086", "0x060000"),
+            ("0000:01:00.0", "0x10de", "0x030000"),
+            ("0000:01:00.1", "0x10de", "0x040300"),
+        ],
+    )
+    args = {"nvidia_smi": "nvidia-smi-not-installed", "fail_on_problem": False}
+    rc, res = run_module("nvidia_gpu", {**args, "sysfs_pci_path": str(sysfs)})
+    assert rc == 0
+    assert res["problem"] == "nvidia_smi_missing"
+    assert res["pci_gpus"] == [{"slot": "0000:01:00.0", "class": "0x030000"}]
+
+    rc, res = run_module("nvidia_gpu", {**args, "sysfs_pci_path": str(tmp_path / "absent")})
+    assert rc == 0
+    assert res["pci_gpus"] == []

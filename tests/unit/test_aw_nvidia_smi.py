@@ -11,6 +11,7 @@ from ansible.module_utils.aw_nvidia_smi import (
     check_report,
     classify_failure,
     driver_matches,
+    nvidia_pci_gpus,
     parse_nvidia_smi_xml,
     parse_quantity,
 )
@@ -243,3 +244,21 @@ def test_checks_report_every_failure():
 def test_checks_pass_on_a_4090():
     report = load("rtx-4090-570-v12.handmade.xml")
     assert check_report(report, 22000, 1, "570", 85) == []
+
+
+@pytest.mark.parametrize(
+    ("devices", "slots"),
+    [
+        ([], []),
+        ([("0000:00:02.0", "0x8086", "0x030000")], []),  # an Intel iGPU
+        ([("0000:01:00.0", "0x10de", "0x030000\n")], ["0000:01:00.0"]),  # VGA controller
+        ([("0000:41:00.0", "0x10DE", "0x030200")], ["0000:41:00.0"]),  # 3D controller (headless)
+        ([("0000:01:00.1", "0x10de", "0x040300")], []),  # the card's HDMI audio function
+        (
+            [("0000:02:00.0", "0x10de", "0x030000"), ("0000:01:00.0", "0x10de", "0x030000")],
+            ["0000:01:00.0", "0000:02:00.0"],
+        ),
+    ],
+)
+def test_nvidia_pci_gpus(devices, slots):
+    assert [gpu["slot"] for gpu in nvidia_pci_gpus(devices)] == slots
