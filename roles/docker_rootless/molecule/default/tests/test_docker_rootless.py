@@ -1,0 +1,96 @@
+"""Testinfra checks for roles/docker_rootless: a real rootless engine for user `agent`.
+
+The engine, RootlessKit and slirp4netns are Debian's real packages; the only stand-in is the
+image: no registry is reachable, so prepare.yml packs busybox-static into a tar that the test
+imports (`docker import`) and runs rootless.
+"""
+
+import json
+
+import pytest
+
+USER = "agent"
+
+
+def as_agent(host, command):
+    """Run COMMAND in a login shell of the service user (so /etc/profile.d applies)."""
+    return host.run("runuser -l %s -c %s", USER, command)
+
+
+def uid(host):
+    return host.user(USER).uid
+
+
+def test_subordinate_ids(host):
+    for name in ("/etc/subuid", "/etc/subgid"):
+        lines = [
+            line
+            for line in host.file(name).content_string.splitlines()
+            if line.split(":")[0] in (USER, str(uid(host)))
+        ]
+        assert len(lines) == 1, name
+        assert int(lines[0].split(":")[2]) >= 65536
+
+
+def test_lingering(host):
+    assert host.file("/var/lib/systemd/linger/%s" % USER).exists
+
+
+def test_user_unit(host):
+    unit = host.file("/home/%s/.config/systemd/user/docker.service" % USER)
+    assert unit.user == USER
+    assert "ExecStart=/usr/share/docker.io/contrib/dockerd-rootless.sh" in unit.content_string
+    assert "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns" in unit.content_string
+    env = "XDG_RUNTIME_DIR=/run/user/%d" % uid(host)
+    for state in ("is-active", "is-enabled"):
+        cmd = host.run("runuser -u %s -- env %s systemctl --user %s docker.service", USER, env, state)
+        assert cmd.rc == 0, cmd.stdout + cmd.stderr
+
+
+def test_docker_host_for_login_shells_and_user_units(host):
+    sock = "unix:///run/user/%d/docker.sock" % uid(host)
+    assert as_agent(host, "echo $DOCKER_HOST").stdout.strip() == sock
+    envd = host.file("/home/%s/.config/environment.d/50-docker-rootless.conf" % USER)
+    assert "DOCKER_HOST=%s" % sock in envd.content_string.splitlines()
+
+
+def test_engine_is_rootless_with_log_caps(host):
+    cmd = as_agent(host, "docker info --format '{{json .}}'")
+    assert cmd.rc == 0, cmd.stderr
+    info = json.loads(cmd.stdout)
+    assert any("name=rootless" in opt for opt in info["SecurityOptions"])
+    assert info["LoggingDriver"] == "json-file"
+    assert "nvidia" in info["Runtimes"]
+
+
+def test_daemon_json(host):
+    daemon = json.loads(host.file("/home/%s/.config/docker/daemon.json" % USER).content_string)
+    assert daemon["log-driver"] == "json-file"
+    assert daemon["log-opts"] == {"max-size": "10m", "max-file": "3"}
+    assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+
+
+def test_rootful_engine_is_off(host):
+    for unit in ("docker.service", "docker.socket"):
+        assert not host.service(unit).is_running, unit
+        assert not host.service(unit).is_enabled, unit
+    assert not host.socket("unix:///run/docker.sock").is_listening
+
+
+def test_compose_v2_plugin(host):
+    if host.system_info.codename == "bookworm":
+        pytest.skip("Debian 12 ships no Compose v2 (the scenario sets docker_rootless_compose false)")
+    cmd = as_agent(host, "docker compose version")
+    assert cmd.rc == 0 and "v2" in cmd.stdout, cmd.stdout + cmd.stderr
+
+
+def test_run_a_container_rootless(host):
+    assert as_agent(host, "docker image ls").rc == 0
+    imp = as_agent(host, "docker import /opt/aw-test/busybox.tar aw-busybox:test")
+    assert imp.rc == 0, imp.stderr
+    run = as_agent(host, "docker run --rm aw-busybox:test /bin/busybox id -u")
+    assert run.rc == 0, run.stderr
+    # uid 0 inside the container is the service user outside it
+    assert run.stdout.strip() == "0"
+    ps = host.run("ps -o user= -C dockerd")
+    assert ps.stdout.split() and set(ps.stdout.split()) == {USER}
