@@ -1,0 +1,147 @@
+"""Testinfra checks for roles/caddy: real Caddy 2.6 from Debian, stand-in upstreams."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+import pytest
+
+HOST = "workstation.molecule.test"
+PASSWORD = "molecule-test-only-pw"  # test-only; its bcrypt hash is made in prepare.yml
+SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def curl(host, port, path="/", user=None):
+    """HTTPS request through Caddy (tls internal, so -k); returns (status, headers, body)."""
+    auth = f"-u molecule:{user} " if user else ""
+    cmd = (
+        f"curl -sk --max-time 10 --resolve {HOST}:{port}:127.0.0.1 {auth}"
+        f"-D /tmp/h -o /tmp/b -w '%{{http_code}}' https://{HOST}:{port}{path}"
+        "; echo; cat /tmp/h; echo '----'; cat /tmp/b"
+    )
+    out = host.check_output(cmd)
+    status, rest = out.split("\n", 1)
+    headers, body = rest.split("----", 1)
+    return int(status), headers.lower(), body
+
+
+def test_caddy_runs_from_debian(host):
+    assert host.package("caddy").is_installed
+    assert host.package("caddy").version.startswith("2.6")
+    svc = host.service("caddy")
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_config_files_are_private(host):
+    cfg = host.file("/etc/caddy/Caddyfile")
+    assert (cfg.user, cfg.group, cfg.mode) == ("root", "caddy", 0o640)
+    assert cfg.content_string.startswith("#")
+    assert "Ansible managed" in cfg.content_string
+    auth = host.file("/etc/caddy/basic-auth.caddyfile")
+    assert (auth.user, auth.group, auth.mode) == ("root", "caddy", 0o640)
+    assert "molecule $2a$" in auth.content_string
+    assert PASSWORD not in auth.content_string
+    assert PASSWORD not in cfg.content_string
+
+
+def test_open_webui_through_caddy_with_headers(host):
+    status, headers, body = curl(host, 443, user=PASSWORD)
+    assert status == 200
+    assert "stand-in open_webui" in body
+    assert "strict-transport-security: max-age=31536000" in headers
+    assert "x-content-type-options: nosniff" in headers
+    assert "x-frame-options: sameorigin" in headers
+    assert "referrer-policy: strict-origin-when-cross-origin" in headers
+    assert "\nserver:" not in headers
+
+
+def test_basic_auth_required(host):
+    status, headers, _ = curl(host, 443)
+    assert status == 401
+    assert 'www-authenticate: basic realm="restricted"' in headers
+    status, _, _ = curl(host, 443, user="wrong-password")
+    assert status == 401
+    status, _, body = curl(host, 8443, user=PASSWORD)
+    assert status == 200 and "stand-in openhands" in body
+    assert curl(host, 8443)[0] == 401
+
+
+def test_site_without_basic_auth_and_sub_path(host):
+    status, _, body = curl(host, 3443)
+    assert status == 200 and "stand-in grafana" in body
+    # The sub-path is passed on unchanged (the app must be configured to live under it).
+    status, _, body = curl(host, 3443, "/extra/")
+    assert status == 200 and "stand-in open_webui under /extra" in body
+    status, headers, _ = curl(host, 3443, "/extra")
+    assert status in (301, 302, 308) and "location: /extra/" in headers
+
+
+def test_only_https_ports_and_loopback_admin(host):
+    # (ss cannot name Caddy's process in this container: it lacks CAP_SYS_PTRACE.)
+    listening = host.check_output("ss -Htln")
+    addresses = {line.split()[3] for line in listening.splitlines()}
+    standins = {"127.0.0.1:8080", "127.0.0.1:3000", "127.0.0.1:3001"}
+    assert addresses - standins == {"127.0.0.1:2019", "*:443", "*:8443", "*:3443"}
+
+
+def test_metrics_for_prometheus(host):
+    curl(host, 3443)
+    metrics = host.check_output("curl -s --max-time 10 http://127.0.0.1:2019/metrics")
+    assert "caddy_http_requests_total" in metrics
+
+
+def test_access_log_written(host):
+    curl(host, 3443)
+    log = host.file("/var/log/caddy/access.log")
+    assert log.exists and log.user == "caddy"
+    last = json.loads(log.content_string.strip().splitlines()[-1])
+    assert last["request"]["host"].startswith(HOST)
+    cfg = host.file("/etc/caddy/Caddyfile").content_string
+    assert "roll_size 10MiB" in cfg and "roll_keep 3" in cfg
+
+
+def run_converge(extra_vars):
+    """Runs the scenario's converge play again with extra vars (as an operator's re-run would)."""
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(SCENARIO_DIR, "converge.yml"),
+            "-e",
+            json.dumps(extra_vars),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "expected"),
+    [
+        (
+            {"caddy_sites": [{"name": "open_webui"}, {"name": "bogus"}]},
+            "caddy_sites: unknown site name(s) bogus. Known apps: grafana, open_webui, openhands",
+        ),
+        (
+            {"caddy_basic_auth_users": [{"name": "eve", "password_hash": "plaintext"}]},
+            "caddy_basic_auth_users: entries eve need a name",
+        ),
+    ],
+)
+def test_bad_input_stops_before_anything_changes(host, extra_vars, expected):
+    before = hashlib.sha256(host.file("/etc/caddy/Caddyfile").content).hexdigest()
+    auth_before = host.file("/etc/caddy/basic-auth.caddyfile").content
+    result = run_converge(extra_vars)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert expected in " ".join(output.split()), output[-3000:]
+    assert "changed=0" in result.stdout
+    assert hashlib.sha256(host.file("/etc/caddy/Caddyfile").content).hexdigest() == before
+    assert host.file("/etc/caddy/basic-auth.caddyfile").content == auth_before
+    assert "plaintext" not in host.file("/etc/caddy/basic-auth.caddyfile").content_string
