@@ -19,9 +19,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles/observability"
 DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
 MOUNTS = ["/", "/srv/agent-workstation"]
+PROMTOOL_TESTS = ROOT / "tests/promtool/agent-workstation.test.yml"
 
 _spec = importlib.util.spec_from_file_location(
-    "obs_dash", pathlib.Path(__file__).with_name("test_observability_dashboards.py"))
+    "obs_dash", pathlib.Path(__file__).with_name("test_observability_dashboards.py")
+)
 obs_dash = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(obs_dash)
 
@@ -67,16 +69,32 @@ def rendered(tmp_path_factory):
         "_observability_disk_mountpoints": MOUNTS,
         "_observability_prometheus_rules_file": str(out / "agent-workstation.rules.yml"),
         "observability_loki_enabled": True,
+        "observability_redis_password_file": "/srv/agent-workstation/secrets/redis_password",
         "observability_contact_points": [
-            {"name": "ops", "type": "email", "settings": {"addresses": "ops@example.org"}}],
+            {"name": "ops", "type": "email", "settings": {"addresses": "ops@example.org"}}
+        ],
     }
     (out / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(out / "ansible.cfg"))
     res = subprocess.run(
-        [str(pathlib.Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,",
-         "-c", "local", str(playbook), "-e", json.dumps(extra),
-         "-e", "ansible_python_interpreter=" + sys.executable],
-        check=False, cwd=out, env=env, capture_output=True, text=True)
+        [
+            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            str(playbook),
+            "-e",
+            json.dumps(extra),
+            "-e",
+            "ansible_python_interpreter=" + sys.executable,
+        ],
+        check=False,
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     shutil.copy(ROOT / "tests/promtool/agent-workstation.test.yml", out)
     return out
@@ -85,22 +103,31 @@ def rendered(tmp_path_factory):
 @pytest.mark.slow
 def test_promtool_checks_the_rules_and_config(rendered):
     tool = _promtool()
-    for args in (["check", "rules", "agent-workstation.rules.yml"],
-                 ["check", "config", "prometheus.yml"]):
-        res = subprocess.run([tool, *args], cwd=rendered, capture_output=True, text=True)
+    for args in (
+        ["check", "rules", "agent-workstation.rules.yml"],
+        ["check", "config", "prometheus.yml"],
+    ):
+        res = subprocess.run(
+            [tool, *args], check=False, cwd=rendered, capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stdout + res.stderr
 
 
 @pytest.mark.slow
 def test_promtool_unit_tests_fire_and_stay_quiet(rendered):
     tool = _promtool()
-    res = subprocess.run([tool, "test", "rules", "agent-workstation.test.yml"], cwd=rendered,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [tool, "test", "rules", "agent-workstation.test.yml"],
+        check=False,
+        cwd=rendered,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_every_alert_has_a_firing_and_a_quiet_test():
-    tests = yaml.safe_load((ROOT / "tests/promtool/agent-workstation.test.yml").read_text())["tests"]
+    tests = yaml.safe_load(PROMTOOL_TESTS.read_text())["tests"]
     fires, quiet = set(), set()
     for case in tests:
         for check in case["alert_rule_test"]:
@@ -111,7 +138,7 @@ def test_every_alert_has_a_firing_and_a_quiet_test():
 
 
 def test_kv_cache_alert_is_tested_with_both_vllm_generations():
-    text = (ROOT / "tests/promtool/agent-workstation.test.yml").read_text()
+    text = PROMTOOL_TESTS.read_text()
     assert "series: 'vllm:kv_cache_usage_perc{" in text
     assert "series: 'vllm:gpu_cache_usage_perc{" in text
 
@@ -151,7 +178,8 @@ def test_thresholds_and_mount_points_are_substituted(rendered):
 def test_rendered_rules_query_only_recorded_metrics(rendered):
     known = obs_dash.fixture_metric_names() | obs_dash.PROMETHEUS_SYNTHETIC
     prom = yaml.safe_load((rendered / "agent-workstation.rules.yml").read_text())
-    used = set().union(*(obs_dash.promql_metric_names(r["expr"]) for r in prom["groups"][0]["rules"]))
+    exprs = [r["expr"] for r in prom["groups"][0]["rules"]]
+    used = set().union(*(obs_dash.promql_metric_names(e) for e in exprs))
     assert {"vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"} <= used
     assert used <= known, f"not in any recorded exporter output: {sorted(used - known)}"
 
@@ -172,4 +200,7 @@ def test_provisioning_and_compose_are_valid_yaml(rendered):
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert compose["secrets"]["grafana_admin_password"]["file"].endswith("/grafana_admin_password")
     assert "/var/lib/docker/containers:ro" in " ".join(compose["services"]["alloy"]["volumes"])
+    exporter = compose["services"]["redis-exporter"]
+    assert "--redis.password-file=/run/secrets/redis_exporter_passwords" in exporter["command"]
+    assert exporter["secrets"] == ["redis_exporter_passwords"]
     assert yaml.safe_load((rendered / "loki.yml").read_text())["auth_enabled"] is False

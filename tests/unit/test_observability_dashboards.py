@@ -14,12 +14,25 @@ FIXTURES = sorted((ROOT / "tests/fixtures/exporters").glob("*.txt")) + sorted(
 )
 # Series Prometheus makes itself for every target, not found in any exporter's output.
 PROMETHEUS_SYNTHETIC = {"up"}
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "by", "without", "on",
-             "ignoring", "group_left", "group_right"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+}
 
 
 def promql_metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (functions, keywords, labels and numbers removed)."""
+    """Metric names a PromQL expression selects (no functions, keywords, labels, numbers)."""
     s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
     s = re.sub(r"\{[^}]*\}", " ", s)
     s = re.sub(r"\[[^\]]*\]", " ", s)
@@ -27,7 +40,7 @@ def promql_metric_names(expr: str) -> set[str]:
     names = set()
     for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", s):
         before = s[m.start() - 1] if m.start() else " "
-        after = s[m.end():].lstrip()[:1]
+        after = s[m.end() :].lstrip()[:1]
         if before.isdigit() or before == "." or after == "(" or m.group(0) in _KEYWORDS:
             continue
         names.add(m.group(0))
@@ -49,18 +62,29 @@ def dashboard_exprs(dashboard: dict) -> list[str]:
 
 
 def test_extractor_finds_metrics_and_skips_the_rest():
-    expr = ('histogram_quantile(0.99, sum by (le, model_name) (rate('
-            'vllm:e2e_request_latency_seconds_bucket{job="vllm"}[5m]))) > 1e3 '
-            'or max(vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc) and on(instance) up == 0')
+    expr = (
+        "histogram_quantile(0.99, sum by (le, model_name) (rate("
+        'vllm:e2e_request_latency_seconds_bucket{job="vllm"}[5m]))) > 1e3 '
+        "or max(vllm:kv_cache_usage_perc or vllm:gpu_cache_usage_perc) "
+        "and on(instance) up == 0"
+    )
     assert promql_metric_names(expr) == {
-        "vllm:e2e_request_latency_seconds_bucket", "vllm:kv_cache_usage_perc",
-        "vllm:gpu_cache_usage_perc", "up"}
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "up",
+    }
 
 
 def test_fixtures_hold_the_exporters_outputs():
     names = fixture_metric_names()
-    for expected in ("DCGM_FI_DEV_GPU_TEMP", "node_filesystem_avail_bytes", "redis_key_size",
-                     "caddy_http_requests_total", "vllm:num_requests_waiting"):
+    for expected in (
+        "DCGM_FI_DEV_GPU_TEMP",
+        "node_filesystem_avail_bytes",
+        "redis_key_size",
+        "caddy_http_requests_total",
+        "vllm:num_requests_waiting",
+    ):
         assert expected in names
 
 
@@ -78,7 +102,8 @@ def test_dashboard_is_valid_and_uses_the_provisioned_datasource(path):
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_queries_only_recorded_metrics(path):
     known = fixture_metric_names() | PROMETHEUS_SYNTHETIC
-    used = set().union(*(promql_metric_names(e) for e in dashboard_exprs(json.loads(path.read_text()))))
+    exprs = dashboard_exprs(json.loads(path.read_text()))
+    used = set().union(*(promql_metric_names(e) for e in exprs))
     assert used, "no metric found in the dashboard's queries"
     assert used <= known, f"not in any recorded exporter output: {sorted(used - known)}"
 
@@ -88,7 +113,16 @@ def test_dashboard_covers_the_issue_panels():
     for path in DASHBOARDS:
         for e in dashboard_exprs(json.loads(path.read_text())):
             used |= promql_metric_names(e)
-    assert {"DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_FB_USED",
-            "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "vllm:num_requests_running",
-            "vllm:num_requests_waiting", "vllm:e2e_request_latency_seconds_bucket",
-            "vllm:generation_tokens_total", "redis_key_size", "node_filesystem_avail_bytes"} <= used
+    assert {
+        "DCGM_FI_DEV_GPU_TEMP",
+        "DCGM_FI_DEV_POWER_USAGE",
+        "DCGM_FI_DEV_FB_USED",
+        "vllm:kv_cache_usage_perc",
+        "vllm:gpu_cache_usage_perc",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:generation_tokens_total",
+        "redis_key_size",
+        "node_filesystem_avail_bytes",
+    } <= used

@@ -10,6 +10,12 @@ ROLE = pathlib.Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 ALERT_NAMES = sorted(a["name"] for a in DEFAULTS["observability_alerts"])
 GRAFANA = "/srv/agent-workstation/observability/grafana"
+RULES = "/etc/prometheus/rules/agent-workstation.rules.yml"
+COMPOSE = "/srv/agent-workstation/compose/observability/compose.yml"
+
+
+def _yaml(host, path):
+    return yaml.safe_load(host.file(path).content_string)
 
 
 def _api(host, path):
@@ -85,9 +91,9 @@ def test_local_targets_are_scraped(host):
 
 
 def test_grafana_provisioning_is_valid_and_loads_the_same_rules(host):
-    prom = yaml.safe_load(host.file("/etc/prometheus/rules/agent-workstation.rules.yml").content_string)
+    prom = _yaml(host, RULES)
     prom_rules = {r["alert"]: r for r in prom["groups"][0]["rules"]}
-    alerting = yaml.safe_load(host.file(f"{GRAFANA}/provisioning/alerting/agent-workstation.yml").content_string)
+    alerting = _yaml(host, f"{GRAFANA}/provisioning/alerting/agent-workstation.yml")
     graf_rules = {r["title"]: r for r in alerting["groups"][0]["rules"]}
     assert sorted(graf_rules) == ALERT_NAMES
     for name, rule in graf_rules.items():
@@ -95,17 +101,18 @@ def test_grafana_provisioning_is_valid_and_loads_the_same_rules(host):
         assert rule["for"] == prom_rules[name]["for"]
         assert rule["labels"] == prom_rules[name]["labels"]
     assert alerting["contactPoints"][0]["receivers"][0]["type"] == "webhook"
-    ds = yaml.safe_load(host.file(f"{GRAFANA}/provisioning/datasources/agent-workstation.yml").content_string)
+    ds = _yaml(host, f"{GRAFANA}/provisioning/datasources/agent-workstation.yml")
     assert ds["datasources"][0]["uid"] == "aw-prometheus"
     dash = json.loads(host.file(f"{GRAFANA}/dashboards/agent-workstation.json").content_string)
     assert dash["uid"] == "aw-overview"
-    compose = yaml.safe_load(host.file("/srv/agent-workstation/compose/observability/compose.yml").content_string)
+    compose = _yaml(host, COMPOSE)
     grafana = compose["services"]["grafana"]
     env = grafana["environment"]
     assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/grafana_admin_password"
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert "GF_SECURITY_ADMIN_PASSWORD" not in env
-    assert all(p.startswith("127.0.0.1:") for s in compose["services"].values() for p in s.get("ports", []))
+    ports = [p for svc in compose["services"].values() for p in svc.get("ports", [])]
+    assert ports and all(p.startswith("127.0.0.1:") for p in ports)
 
 
 def test_admin_password_secret(host):
@@ -114,5 +121,5 @@ def test_admin_password_secret(host):
     assert secret.mode == 0o400
     assert secret.user == "agent"
     assert len(secret.content_string.strip()) == 32
-    compose = host.file("/srv/agent-workstation/compose/observability/compose.yml").content_string
+    compose = host.file(COMPOSE).content_string
     assert secret.content_string.strip() not in compose
