@@ -43,14 +43,17 @@ QDRANT_VERSION = "1.19.1"
 def qdrant_key(path: str | None) -> str | None:
     if not path:
         return None
-    text = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
     match = re.search(r"^\s+api_key:\s*\"?([^\"\n]+)\"?\s*$", text, re.M)
     return match.group(1) if match else None
 
 
 def call(url: str, headers: dict[str, str], body: Any = None) -> tuple[int, str]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **headers})
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **headers}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read().decode(errors="replace")[:200]
@@ -85,22 +88,31 @@ def openwebui_wiring() -> dict[str, Any]:
     env = os.environ
     vllm = env.get("OPENAI_API_BASE_URL", "")
     checks = {
-        "vllm_models": call(f"{vllm}/models", {"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"}),
-        "qdrant_collections": call(f"{env.get('QDRANT_URI', '')}/collections", {"api-key": env.get("QDRANT_API_KEY", "")}),
+        "vllm_models": call(
+            f"{vllm}/models", {"Authorization": f"Bearer {env.get('OPENAI_API_KEY', '')}"}
+        ),
+        "qdrant_collections": call(
+            f"{env.get('QDRANT_URI', '')}/collections", {"api-key": env.get("QDRANT_API_KEY", "")}
+        ),
         "embeddings": call(
             f"{env.get('RAG_OPENAI_API_BASE_URL', '')}/embeddings",
             {},
             {"input": ["hello"], "model": env.get("RAG_EMBEDDING_MODEL", "")},
         ),
-        "rerank": call(env.get("RAG_EXTERNAL_RERANKER_URL", ""), {}, {"query": "q", "texts": ["a", "b"]}),
+        "rerank": call(
+            env.get("RAG_EXTERNAL_RERANKER_URL", ""), {}, {"query": "q", "texts": ["a", "b"]}
+        ),
     }
     return {name: {"status": status, "body": body} for name, (status, body) in checks.items()}
 
 
 def openhands_wiring() -> dict[str, Any]:
-    config = tomllib.load(open("/app/config.toml", "rb"))
+    with open("/app/config.toml", "rb") as handle:
+        config = tomllib.load(handle)
     llm = config.get("llm", {})
-    status, body = call(f"{llm.get('base_url', '')}/models", {"Authorization": f"Bearer {llm.get('api_key', '')}"})
+    status, body = call(
+        f"{llm.get('base_url', '')}/models", {"Authorization": f"Bearer {llm.get('api_key', '')}"}
+    )
     ping = docker_ping()
     return {
         "llm_models": {"status": status, "body": body},
@@ -139,12 +151,15 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
         def qdrant_authorized(self) -> bool:
             if not key:
                 return True
-            return self.headers.get("api-key") == key or self.headers.get("Authorization") == f"Bearer {key}"
+            return (
+                self.headers.get("api-key") == key
+                or self.headers.get("Authorization") == f"Bearer {key}"
+            )
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             self.route("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.route("POST")
 
         def route(self, method: str) -> None:
@@ -154,21 +169,41 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                 if path in ("/healthz", "/livez", "/readyz"):
                     return self.send(200, "healthz check passed", "text/plain")
                 if not self.qdrant_authorized():
-                    return self.send(401, "Must provide an API key or an Authorization bearer token", "text/plain")
+                    return self.send(
+                        401,
+                        "Must provide an API key or an Authorization bearer token",
+                        "text/plain",
+                    )
                 now = time.strftime("%Y-%m-%dT%H:%M:%S")
                 if path == "/" and method == "GET":
-                    return self.send(200, {"title": "qdrant - vector search engine", "version": QDRANT_VERSION})
+                    return self.send(
+                        200, {"title": "qdrant - vector search engine", "version": QDRANT_VERSION}
+                    )
                 if path == "/collections" and method == "GET":
-                    return self.send(200, {"result": {"collections": []}, "status": "ok", "time": 1e-5})
-                if method == "POST" and (path == "/snapshots" or re.fullmatch(r"/collections/[^/]+/snapshots", path)):
-                    snap = {"name": f"standin-{int(time.time())}.snapshot", "creation_time": now, "size": 0}
+                    return self.send(
+                        200, {"result": {"collections": []}, "status": "ok", "time": 1e-5}
+                    )
+                if method == "POST" and (
+                    path == "/snapshots" or re.fullmatch(r"/collections/[^/]+/snapshots", path)
+                ):
+                    snap = {
+                        "name": f"standin-{int(time.time())}.snapshot",
+                        "creation_time": now,
+                        "size": 0,
+                    }
                     return self.send(200, {"result": snap, "status": "ok", "time": 1e-3})
                 return self.send(404, {"status": {"error": f"Not found: {path}"}, "time": 0})
             if kind == "tei":
                 if path == "/health":
                     return self.send(200, "", "text/plain")
                 if path == "/info":
-                    return self.send(200, {"model_id": args.model_id, "model_type": "reranker" if reranker else "embedding"})
+                    return self.send(
+                        200,
+                        {
+                            "model_id": args.model_id,
+                            "model_type": "reranker" if reranker else "embedding",
+                        },
+                    )
                 if path == "/embed" and not reranker:
                     inputs = (self.body() or {}).get("inputs", "")
                     n = len(inputs) if isinstance(inputs, list) else 1
@@ -176,14 +211,32 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                 if path == "/v1/embeddings" and not reranker:
                     data = (self.body() or {}).get("input", "")
                     n = len(data) if isinstance(data, list) else 1
-                    items = [{"object": "embedding", "embedding": [0.01] * 768, "index": i} for i in range(n)]
-                    return self.send(200, {"object": "list", "data": items, "model": args.model_id, "usage": {"prompt_tokens": n, "total_tokens": n}})
+                    items = [
+                        {"object": "embedding", "embedding": [0.01] * 768, "index": i}
+                        for i in range(n)
+                    ]
+                    return self.send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": items,
+                            "model": args.model_id,
+                            "usage": {"prompt_tokens": n, "total_tokens": n},
+                        },
+                    )
                 if path == "/rerank" and reranker:
                     texts = (self.body() or {}).get("texts", [])
-                    return self.send(200, [{"index": i, "score": 1.0 / (i + 1)} for i in range(len(texts))])
+                    return self.send(
+                        200, [{"index": i, "score": 1.0 / (i + 1)} for i in range(len(texts))]
+                    )
                 return self.send(404, {"error": "Not Found", "error_type": "standin"})
             if kind == "openwebui":
-                needed = ["OPENAI_API_KEY", "QDRANT_API_KEY", "WEBUI_SECRET_KEY", "WEBUI_ADMIN_PASSWORD"]
+                needed = [
+                    "OPENAI_API_KEY",
+                    "QDRANT_API_KEY",
+                    "WEBUI_SECRET_KEY",
+                    "WEBUI_ADMIN_PASSWORD",
+                ]
                 if path == "/health":
                     ok = all(os.environ.get(name) for name in needed)
                     return self.send(200 if ok else 500, {"status": ok})
@@ -204,7 +257,9 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", required=True, choices=["qdrant", "tei", "openwebui", "openhands"])
+    parser.add_argument(
+        "--kind", required=True, choices=["qdrant", "tei", "openwebui", "openhands"]
+    )
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config-path", default=None)
     parser.add_argument("--model-id", default=None)

@@ -9,8 +9,15 @@ from __future__ import annotations
 import os
 import sys
 
-REQUIRED = ["--enable-prefix-caching", "--enable-auto-tool-choice", "--tool-call-parser",
-            "--max-model-len", "--kv-cache-dtype", "--gpu-memory-utilization", "--max-num-seqs"]
+REQUIRED = [
+    "--enable-prefix-caching",
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "--max-model-len",
+    "--kv-cache-dtype",
+    "--gpu-memory-utilization",
+    "--max-num-seqs",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -11,7 +11,13 @@ import pytest
 
 PROJECT = "/srv/agent-workstation/compose/agent-stack"
 SECRETS = "/srv/agent-workstation/secrets"
-SECRET_NAMES = ["vllm_api_key", "qdrant_api_key", "redis_password", "openwebui_admin_password", "openwebui_secret_key"]
+SECRET_NAMES = [
+    "vllm_api_key",
+    "qdrant_api_key",
+    "redis_password",
+    "openwebui_admin_password",
+    "openwebui_secret_key",
+]
 DOCKER = "DOCKER_HOST=unix:///var/run/docker.sock docker"
 ALIASES = ["qwen2.5-coder-32b-instruct", "claude-sonnet-4-5", "claude-haiku-4-5"]
 
@@ -31,7 +37,9 @@ def secrets(host) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def config(host) -> dict:
-    return json.loads(sh(host, f"cd {PROJECT} && sudo -u agent {DOCKER} compose config --format json"))
+    return json.loads(
+        sh(host, f"cd {PROJECT} && sudo -u agent {DOCKER} compose config --format json")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +84,10 @@ def test_containers_pinned_policies(containers):
     for c in containers:
         name = c["Name"]
         assert c["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", name
-        assert c["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}, name
+        assert c["HostConfig"]["LogConfig"] == {
+            "Type": "json-file",
+            "Config": {"max-file": "3", "max-size": "10m"},
+        }, name
         assert c["Config"]["Healthcheck"]["Test"], name
         assert c["State"]["Health"]["Status"] == "healthy", name
         assert any(m["Type"] == "volume" for m in c["Mounts"]) or "openhands" not in name, name
@@ -85,40 +96,78 @@ def test_containers_pinned_policies(containers):
 def test_secrets_reach_containers_only_as_files(containers):
     for c in containers:
         for m in c["Mounts"]:
-            if m["Destination"].startswith("/run/secrets/") or m["Destination"] == "/app/config.toml":
-                assert m["Source"].startswith(SECRETS + "/") and not m["RW"] or m["Mode"] == "ro", m
+            if (
+                m["Destination"].startswith("/run/secrets/")
+                or m["Destination"] == "/app/config.toml"
+            ):
+                assert m["Source"].startswith(SECRETS + "/"), m
+                assert not m["RW"], m
 
 
 def test_vllm_arguments_and_aliases(host, containers, secrets):
-    vllm = next(c for c in containers if c["Config"]["Labels"]["com.docker.compose.service"] == "vllm")
+    vllm = next(
+        c for c in containers if c["Config"]["Labels"]["com.docker.compose.service"] == "vllm"
+    )
     args = vllm["Args"]
-    for expected in ["--enable-prefix-caching", "--enable-auto-tool-choice", "--tool-call-parser=hermes",
-                     "--max-model-len=24576", "--kv-cache-dtype=fp8", "--gpu-memory-utilization=0.92", "--max-num-seqs=4"]:
+    for expected in [
+        "--enable-prefix-caching",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser=hermes",
+        "--max-model-len=24576",
+        "--kv-cache-dtype=fp8",
+        "--gpu-memory-utilization=0.92",
+        "--max-num-seqs=4",
+    ]:
         assert expected in args
-    assert args[args.index("--served-model-name") + 1:][:3] == ALIASES
-    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/v1/models").stdout == "401"
-    models = json.loads(sh(host, f"curl -sf -H 'Authorization: Bearer {secrets['vllm_api_key']}' http://127.0.0.1:8000/v1/models"))
+    assert args[args.index("--served-model-name") + 1 :][:3] == ALIASES
+    assert (
+        host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/v1/models").stdout
+        == "401"
+    )
+    models = json.loads(
+        sh(
+            host,
+            f"curl -sf -H 'Authorization: Bearer {secrets['vllm_api_key']}' http://127.0.0.1:8000/v1/models",
+        )
+    )
     assert [m["id"] for m in models["data"]] == ALIASES
 
 
 def test_qdrant_demands_its_key(host, secrets):
-    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6333/collections").stdout == "401"
-    sh(host, f"curl -sf -H 'api-key: {secrets['qdrant_api_key']}' http://127.0.0.1:6333/collections")
-    assert host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6333/healthz").stdout == "200"
+    assert (
+        host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6333/collections").stdout
+        == "401"
+    )
+    sh(
+        host,
+        f"curl -sf -H 'api-key: {secrets['qdrant_api_key']}' http://127.0.0.1:6333/collections",
+    )
+    assert (
+        host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:6333/healthz").stdout
+        == "200"
+    )
 
 
 def test_redis_password_and_appendonly(host):
     cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=redis").strip()
     noauth = host.run(f"{DOCKER} exec {cid} redis-cli ping")
     assert "NOAUTH" in noauth.stdout + noauth.stderr
-    out = sh(host, f"{DOCKER} exec {cid} sh -c 'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli config get appendonly'")
+    out = sh(
+        host,
+        f"{DOCKER} exec {cid} sh -c "
+        "'REDISCLI_AUTH=$(cat /run/secrets/redis_password) redis-cli config get appendonly'",
+    )
     assert out.split() == ["appendonly", "yes"]
 
 
 def test_openwebui_wiring(host):
     wiring = json.loads(sh(host, "curl -sf http://127.0.0.1:3001/_standin/wiring"))
     assert {name: check["status"] for name, check in wiring.items()} == {
-        "vllm_models": 200, "qdrant_collections": 200, "embeddings": 200, "rerank": 200}
+        "vllm_models": 200,
+        "qdrant_collections": 200,
+        "embeddings": 200,
+        "rerank": 200,
+    }
 
 
 def test_openhands_wiring(host):
@@ -138,10 +187,19 @@ def test_sandbox_network_is_internal(host):
 def test_clients_environment(host, secrets):
     env_file = host.file("/home/agent/.config/agent-workstation/clients.env")
     assert env_file.user == "agent" and env_file.mode == 0o600
-    out = sh(host, "su - agent -c 'echo $ANTHROPIC_BASE_URL $ANTHROPIC_MODEL $ANTHROPIC_DEFAULT_SONNET_MODEL "
-                   "$GUARDKIT_MAX_PARALLEL_TASKS $OPENAI_BASE_URL $CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC'")
-    assert out.split() == ["http://127.0.0.1:8000", "qwen2.5-coder-32b-instruct", "claude-sonnet-4-5", "2",
-                           "http://127.0.0.1:8000/v1", "1"]
+    out = sh(
+        host,
+        "su - agent -c 'echo $ANTHROPIC_BASE_URL $ANTHROPIC_MODEL $ANTHROPIC_DEFAULT_SONNET_MODEL "
+        "$GUARDKIT_MAX_PARALLEL_TASKS $OPENAI_BASE_URL $CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC'",
+    )
+    assert out.split() == [
+        "http://127.0.0.1:8000",
+        "qwen2.5-coder-32b-instruct",
+        "claude-sonnet-4-5",
+        "2",
+        "http://127.0.0.1:8000/v1",
+        "1",
+    ]
     key = sh(host, "su - agent -c 'echo $ANTHROPIC_API_KEY'").strip()
     assert key == secrets["vllm_api_key"]
 
@@ -152,11 +210,23 @@ def test_verbose_run_leaks_no_secret(host, secrets):
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
     root = os.environ.get("AW_ROOT", str(Path(__file__).resolve().parents[5]))
     assert eph and inventory, "run through molecule (scripts/molecule.sh agent_stack verify)"
-    env = dict(os.environ, ANSIBLE_CONFIG=f"{eph}/ansible.cfg", ANSIBLE_ROLES_PATH=f"{root}/roles",
-               ANSIBLE_LIBRARY=f"{root}/plugins/modules", ANSIBLE_MODULE_UTILS=f"{root}/plugins/module_utils",
-               MOLECULE_PROJECT_DIRECTORY=f"{root}/roles/agent_stack", ANSIBLE_FORCE_COLOR="false")
-    run = subprocess.run(["ansible-playbook", "-v", "-i", inventory, f"{root}/.config/molecule/converge.yml"],
-                         env=env, capture_output=True, text=True, timeout=600, check=False)
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=f"{eph}/ansible.cfg",
+        ANSIBLE_ROLES_PATH=f"{root}/roles",
+        ANSIBLE_LIBRARY=f"{root}/plugins/modules",
+        ANSIBLE_MODULE_UTILS=f"{root}/plugins/module_utils",
+        MOLECULE_PROJECT_DIRECTORY=f"{root}/roles/agent_stack",
+        ANSIBLE_FORCE_COLOR="false",
+    )
+    run = subprocess.run(
+        ["ansible-playbook", "-v", "-i", inventory, f"{root}/.config/molecule/converge.yml"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "changed=0" in output
