@@ -6,6 +6,7 @@ imports (`docker import`) and runs rootless.
 """
 
 import json
+import re
 
 import pytest
 
@@ -28,8 +29,9 @@ def test_subordinate_ids(host):
             for line in host.file(name).content_string.splitlines()
             if line.split(":")[0] in (USER, str(uid(host)))
         ]
-        assert len(lines) == 1, name
-        assert int(lines[0].split(":")[2]) >= 65536
+        # prepare.yml left only other:100000:65536; the role appends after it
+        assert lines == ["%s:165536:65536" % USER], name
+        assert "other:100000:65536" in host.file(name).content_string.splitlines()
 
 
 def test_lingering(host):
@@ -81,7 +83,8 @@ def test_compose_v2_plugin(host):
     if host.system_info.codename == "bookworm":
         pytest.skip("Debian 12 ships no Compose v2 (the scenario sets docker_rootless_compose false)")
     cmd = as_agent(host, "docker compose version")
-    assert cmd.rc == 0 and "v2" in cmd.stdout, cmd.stdout + cmd.stderr
+    assert cmd.rc == 0, cmd.stderr
+    assert re.search(r"version v?2\.", cmd.stdout), cmd.stdout
 
 
 def test_run_a_container_rootless(host):
