@@ -30,30 +30,32 @@ def test_subordinate_ids(host):
             if line.split(":")[0] in (USER, str(uid(host)))
         ]
         # prepare.yml left only other:100000:65536; the role appends after it
-        assert lines == ["%s:165536:65536" % USER], name
+        assert lines == [f"{USER}:165536:65536"], name
         assert "other:100000:65536" in host.file(name).content_string.splitlines()
 
 
 def test_lingering(host):
-    assert host.file("/var/lib/systemd/linger/%s" % USER).exists
+    assert host.file(f"/var/lib/systemd/linger/{USER}").exists
 
 
 def test_user_unit(host):
-    unit = host.file("/home/%s/.config/systemd/user/docker.service" % USER)
+    unit = host.file(f"/home/{USER}/.config/systemd/user/docker.service")
     assert unit.user == USER
     assert "ExecStart=/usr/share/docker.io/contrib/dockerd-rootless.sh" in unit.content_string
     assert "DOCKERD_ROOTLESS_ROOTLESSKIT_NET=slirp4netns" in unit.content_string
-    env = "XDG_RUNTIME_DIR=/run/user/%d" % uid(host)
+    env = f"XDG_RUNTIME_DIR=/run/user/{uid(host)}"
     for state in ("is-active", "is-enabled"):
-        cmd = host.run("runuser -u %s -- env %s systemctl --user %s docker.service", USER, env, state)
+        cmd = host.run(
+            "runuser -u %s -- env %s systemctl --user %s docker.service", USER, env, state
+        )
         assert cmd.rc == 0, cmd.stdout + cmd.stderr
 
 
 def test_docker_host_for_login_shells_and_user_units(host):
-    sock = "unix:///run/user/%d/docker.sock" % uid(host)
+    sock = f"unix:///run/user/{uid(host)}/docker.sock"
     assert as_agent(host, "echo $DOCKER_HOST").stdout.strip() == sock
-    envd = host.file("/home/%s/.config/environment.d/50-docker-rootless.conf" % USER)
-    assert "DOCKER_HOST=%s" % sock in envd.content_string.splitlines()
+    envd = host.file(f"/home/{USER}/.config/environment.d/50-docker-rootless.conf")
+    assert f"DOCKER_HOST={sock}" in envd.content_string.splitlines()
 
 
 def test_engine_is_rootless_with_log_caps(host):
@@ -66,7 +68,7 @@ def test_engine_is_rootless_with_log_caps(host):
 
 
 def test_daemon_json(host):
-    daemon = json.loads(host.file("/home/%s/.config/docker/daemon.json" % USER).content_string)
+    daemon = json.loads(host.file(f"/home/{USER}/.config/docker/daemon.json").content_string)
     assert daemon["log-driver"] == "json-file"
     assert daemon["log-opts"] == {"max-size": "10m", "max-file": "3"}
     assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
@@ -81,7 +83,9 @@ def test_rootful_engine_is_off(host):
 
 def test_compose_v2_plugin(host):
     if host.system_info.codename == "bookworm":
-        pytest.skip("Debian 12 ships no Compose v2 (the scenario sets docker_rootless_compose false)")
+        pytest.skip(
+            "Debian 12 ships no Compose v2 (the scenario sets docker_rootless_compose false)"
+        )
     cmd = as_agent(host, "docker compose version")
     assert cmd.rc == 0, cmd.stderr
     assert re.search(r"version v?2\.", cmd.stdout), cmd.stdout

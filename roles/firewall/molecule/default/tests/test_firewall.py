@@ -22,7 +22,8 @@ def extra_listener(host):
     if host.run("systemctl is-active --quiet aw-test-http-8080").rc != 0:
         host.run_test("systemctl reset-failed aw-test-http-8080")
         cmd = host.run(
-            "systemd-run --unit aw-test-http-8080 python3 -m http.server 8080 --bind 0.0.0.0 --directory /srv"
+            "systemd-run --unit aw-test-http-8080"
+            " python3 -m http.server 8080 --bind 0.0.0.0 --directory /srv"
         )
         assert cmd.rc == 0, cmd.stderr
     for _ in range(50):
@@ -44,7 +45,11 @@ def ruleset(host):
 
 
 def input_rules(host):
-    return [item["rule"] for item in ruleset(host) if "rule" in item and item["rule"]["chain"] == "input"]
+    return [
+        item["rule"]
+        for item in ruleset(host)
+        if "rule" in item and item["rule"]["chain"] == "input"
+    ]
 
 
 def dports(rule):
@@ -88,7 +93,9 @@ def test_tailnet_is_trusted(host):
 
 def test_boot_config(host):
     conf = host.file("/etc/nftables.conf").content_string
-    assert "flush ruleset" not in [line.strip() for line in conf.splitlines() if not line.startswith("#")]
+    assert "flush ruleset" not in [
+        line.strip() for line in conf.splitlines() if not line.startswith("#")
+    ]
     assert 'include "/etc/nftables.d/*.nft"' in conf
     assert host.service("nftables").is_enabled
     assert host.run("nft -c -f /etc/nftables.conf").rc == 0
@@ -113,7 +120,8 @@ def test_443_accepted_from_the_network(host):
 
 def test_other_port_dropped_from_the_network(host, extra_listener):
     # The service answers locally...
-    assert host.run("python3 -c 'import urllib.request as u; u.urlopen(\"http://127.0.0.1:8080/\", timeout=5)'").rc == 0
+    local = "import urllib.request as u; u.urlopen('http://127.0.0.1:8080/', timeout=5)"
+    assert host.run("python3 -c %s", local).rc == 0
     # ...but from the network the SYN is dropped: a timeout, not a refusal.
     with pytest.raises(socket.timeout):
         socket.create_connection((container_ip(host), extra_listener), timeout=3)
@@ -121,7 +129,11 @@ def test_other_port_dropped_from_the_network(host, extra_listener):
 
 def test_bindings_check_rejects_the_public_listener(host, extra_listener):
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(os.environ["AW_ROOT"], "roles"), ANSIBLE_FORCE_COLOR="false")
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=os.path.join(os.environ["AW_ROOT"], "roles"),
+        ANSIBLE_FORCE_COLOR="false",
+    )
     run = subprocess.run(
         ["ansible-playbook", "-i", inventory, os.path.join(HERE, "check_bindings.yml")],
         capture_output=True,
