@@ -101,3 +101,39 @@ def test_run_a_container_rootless(host):
     assert run.stdout.strip() == "0"
     ps = host.run("ps -o user= -C dockerd")
     assert ps.stdout.split() and set(ps.stdout.split()) == {USER}
+
+
+def test_containers_reach_the_host_loopback_as_configured(host):
+    # A loopback-only server on the instance (a stand-in for Prometheus on 127.0.0.1:9090),
+    # fetched from a rootless container through slirp4netns' 10.0.2.2.
+    trixie = host.system_info.codename != "bookworm"
+    unit = host.file(f"/home/{USER}/.config/systemd/user/docker.service").content_string
+    assert (
+        f"DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK={'false' if trixie else 'true'}"
+        in unit
+    )
+    host.run("systemctl stop aw-loopback-probe.service")
+    started = host.run(
+        "systemd-run --unit aw-loopback-probe --working-directory /etc "
+        "python3 -m http.server 18080 --bind 127.0.0.1"
+    )
+    assert started.rc == 0, started.stderr
+    try:
+        assert (
+            host.run(
+                "timeout 20 sh -c 'until ss -Htln | grep -q 127.0.0.1:18080; do sleep 0.5; done'"
+            ).rc
+            == 0
+        )
+        assert as_agent(host, "docker image inspect aw-busybox:test").rc == 0
+        fetch = as_agent(
+            host,
+            "docker run --rm aw-busybox:test /bin/busybox wget -q -T 5 -O- http://10.0.2.2:18080/",
+        )
+        if trixie:
+            assert fetch.rc == 0, fetch.stderr
+            assert "os-release" in fetch.stdout  # the directory listing of /etc
+        else:
+            assert fetch.rc != 0, "Debian 12's rootlesskit must keep the host loopback closed"
+    finally:
+        host.run("systemctl stop aw-loopback-probe.service")
