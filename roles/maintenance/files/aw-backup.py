@@ -159,18 +159,25 @@ def untar_volume(
         shell = (
             "find /dst -mindepth 1 -maxdepth 1 -exec rm -rf {} \\; ; " if clear else ""
         ) + "tar -C /dst -xf -"
+    cmd = helper_cmd(cfg, volume, "/dst", shell, interactive=True)
     with gzip.open(src, "rb") as data:
-        proc = subprocess.run(
-            helper_cmd(cfg, volume, "/dst", shell, interactive=True),
-            stdin=data,
-            capture_output=True,
+        # Stream the decompressed tar (a GzipFile's fileno() is the compressed file: never
+        # hand it to subprocess as stdin).
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             env=docker_env(cfg),
-            check=False,
         )
-    if proc.returncode != 0:
-        raise BackupError(
-            f"restoring volume {volume} failed: {proc.stderr.decode(errors='replace').strip()}"
-        )
+        assert proc.stdin is not None
+        try:
+            shutil.copyfileobj(data, proc.stdin)
+        finally:
+            proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.wait() != 0:
+        raise BackupError(f"restoring volume {volume} failed: {err.strip()}")
 
 
 def tar_path(path: str, dest: str, members: list[str] | None = None) -> None:

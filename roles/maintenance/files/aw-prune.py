@@ -199,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one pinned reference per line (repo@sha256:..., repo:tag or sha256:<id>)",
     )
     parser.add_argument(
+        "--also-pinned-file",
+        action="append",
+        default=[],
+        help="more pinned references, read when the file exists (repeatable)",
+    )
+    parser.add_argument(
         "--state-file", help="where to write the last-run status (JSON) that doctor reads"
     )
     parser.add_argument("--docker", default="docker", help="docker CLI binary")
