@@ -43,10 +43,13 @@ def _sysfs(tmp_path, with_gpu):
 
 
 def test_a_4090_with_its_driver_passes(tmp_path):
+    # The capture's driver is 570.133.07; the shipped inventory pins branch 580.
     run = _preflight(
         tmp_path,
         "-e",
         f"preflight_nvidia_smi={FAKE}",
+        "-e",
+        "preflight_expected_driver_branch=570",
         FAKE_NVIDIA_SMI_XML=SMI / "rtx-4090-570-v12.handmade.xml",
     )
     assert run.returncode == 0, run.stdout[-3000:]
@@ -78,6 +81,17 @@ def test_no_gpu_at_all_stops_with_the_reason_last(tmp_path):
     assert run.returncode == 2, run.stdout[-3000:]
     assert "no NVIDIA GPU on its PCI bus" in run.stdout
     assert "changed=0" in run.stdout
+
+
+def test_a_driver_other_than_the_pinned_branch_is_a_problem(tmp_path):
+    run = _preflight(
+        tmp_path,
+        "-e",
+        f"preflight_nvidia_smi={FAKE}",
+        FAKE_NVIDIA_SMI_XML=SMI / "rtx-4090-570-v12.handmade.xml",
+    )
+    assert run.returncode == 2
+    assert "does not match the pinned '580'" in run.stdout
 
 
 def test_a_driver_too_old_for_the_vllm_image_is_a_problem(tmp_path):
