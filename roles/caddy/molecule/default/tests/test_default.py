@@ -9,6 +9,7 @@ import pytest
 
 HOST = "workstation.molecule.test"
 PASSWORD = "molecule-test-only-pw"  # test-only; its bcrypt hash is made in prepare.yml
+ADMIN_SOCKET = "/run/caddy/admin.sock"
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -78,12 +79,56 @@ def test_site_without_basic_auth_and_sub_path(host):
     assert status in (301, 302, 308) and "location: /extra/" in headers
 
 
-def test_only_https_ports_and_loopback_admin(host):
+def test_only_https_ports_and_the_loopback_metrics_site_listen(host):
     # (ss cannot name Caddy's process in this container: it lacks CAP_SYS_PTRACE.)
     listening = host.check_output("ss -Htln")
     addresses = {line.split()[3] for line in listening.splitlines()}
     standins = {"127.0.0.1:8080", "127.0.0.1:3000", "127.0.0.1:3001"}
     assert addresses - standins == {"127.0.0.1:2019", "*:443", "*:8443", "*:3443"}
+
+
+def admin(host, path, user="root"):
+    """Admin API request over the Unix socket (Caddy 2.6 only accepts an empty Host there)."""
+    return host.run(
+        f"runuser -u {user} -- curl -s --max-time 10 --unix-socket {ADMIN_SOCKET} "
+        f"-H 'Host;' -w '\\n%{{http_code}}' http://localhost{path}"
+    )
+
+
+def test_admin_api_answers_on_the_unix_socket_only(host):
+    sock = host.file(ADMIN_SOCKET)
+    assert sock.is_socket and sock.user == "caddy"
+    rundir = host.file(os.path.dirname(ADMIN_SOCKET))
+    assert (rundir.user, rundir.group, rundir.mode) == ("caddy", "caddy", 0o750)
+    result = admin(host, "/config/")
+    assert result.rc == 0, result.stderr
+    body, status = result.stdout.rsplit("\n", 1)
+    assert status == "200"
+    config = json.loads(body)
+    assert config["admin"]["listen"] == f"unix/{ADMIN_SOCKET}"
+    listens = [addr for srv in config["apps"]["http"]["servers"].values() for addr in srv["listen"]]
+    assert ":443" in listens and "127.0.0.1:2019" in listens
+    # Only caddy and root may use the socket: any other local user is refused by the file system.
+    assert admin(host, "/config/", user="nobody").rc != 0
+    assert admin(host, "/config/", user="caddy").rc == 0
+
+
+def test_admin_api_is_not_on_tcp(host):
+    # The old admin address now serves the metrics site: no config, no /load.
+    for path in ("/config/", "/config/apps", "/load", "/id/"):
+        out = host.check_output(
+            f"curl -s --max-time 10 -w '\\n%{{http_code}}' http://127.0.0.1:2019{path}"
+        )
+        body, status = out.rsplit("\n", 1)
+        assert status == "404", (path, out)
+        assert '"apps"' not in body and '"admin"' not in body
+    out = host.check_output(
+        "curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST "
+        "-H 'Content-Type: application/json' -d '{}' http://127.0.0.1:2019/load"
+    )
+    assert out == "404"
+    # The POST above did not replace the config: the sites still answer.
+    assert curl(host, 3443)[0] == 200
 
 
 def test_metrics_for_prometheus(host):
@@ -132,6 +177,15 @@ def run_converge(extra_vars):
             {"caddy_basic_auth_users": [{"name": "eve", "password_hash": "plaintext"}]},
             "caddy_basic_auth_users: entries eve need a name",
         ),
+        (
+            {"caddy_metrics_listen": "0.0.0.0:2019"},
+            "caddy_metrics_listen=0.0.0.0:2019: the /metrics site must listen on a loopback",
+        ),
+        (
+            # An inventory from before the admin API moved to a Unix socket.
+            {"caddy_admin_address": "127.0.0.1:2019"},
+            "caddy_admin_address=127.0.0.1:2019 is no longer used",
+        ),
     ],
 )
 def test_bad_input_stops_before_anything_changes(host, extra_vars, expected):
@@ -145,3 +199,60 @@ def test_bad_input_stops_before_anything_changes(host, extra_vars, expected):
     assert hashlib.sha256(host.file("/etc/caddy/Caddyfile").content).hexdigest() == before
     assert host.file("/etc/caddy/basic-auth.caddyfile").content == auth_before
     assert "plaintext" not in host.file("/etc/caddy/basic-auth.caddyfile").content_string
+
+
+def caddy_pid(host):
+    return host.check_output("systemctl show -P MainPID caddy")
+
+
+def test_config_change_is_reloaded_through_the_admin_socket(host):
+    """A changed Caddyfile reaches the running Caddy by `systemctl reload` (caddy reload over the
+    Unix socket), without a restart; then the original configuration is put back the same way."""
+    pid = caddy_pid(host)
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    headers = {
+        "Strict-Transport-Security": "max-age=31536000",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "SAMEORIGIN",
+        "X-Molecule-Reload": "through-the-socket",
+    }
+    result = run_converge({"caddy_security_headers": headers})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "RUNNING HANDLER [caddy : Reload caddy]" in result.stdout
+    assert "x-molecule-reload: through-the-socket" in curl(host, 3443)[1]
+    assert caddy_pid(host) == pid  # reloaded, not restarted
+    journal = host.check_output(f"journalctl -u caddy --since '{since}' --no-pager -o cat")
+    assert "Reloaded caddy.service" in journal or "Reloaded Caddy" in journal, journal[-2000:]
+    assert '"uri":"/load"' in journal, journal[-2000:]
+
+    result = run_converge({})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "x-molecule-reload" not in curl(host, 3443)[1]
+    assert caddy_pid(host) == pid
+
+
+def test_moving_the_admin_socket_restarts_caddy(host):
+    """`caddy reload` would send the new config to the new socket, which the running Caddy does
+    not listen on yet: the role restarts Caddy instead (as on an upgrade from the TCP admin)."""
+    moved = "/run/caddy-moved/admin.sock"
+    pid = caddy_pid(host)
+    try:
+        result = run_converge({"caddy_admin_socket": moved})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert caddy_pid(host) != pid
+        assert host.file(moved).is_socket
+        assert not host.file(ADMIN_SOCKET).exists
+        status = host.check_output(
+            f"curl -s --max-time 10 --unix-socket {moved} -H 'Host;' "
+            "-o /dev/null -w '%{http_code}' http://localhost/config/"
+        )
+        assert status == "200"
+        assert curl(host, 3443)[0] == 200
+    finally:
+        result = run_converge({})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert host.file(ADMIN_SOCKET).is_socket
+    # (systemd leaves the old, now empty directory in /run until the next boot.)
+    assert not host.file(moved).exists
+    assert admin(host, "/config/").rc == 0
