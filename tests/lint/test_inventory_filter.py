@@ -98,3 +98,22 @@ def test_shipped_inventory_passes_the_check():
         check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_removed_variable_names_its_replacement():
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "playbooks/validate.yml",
+            "-e",
+            "caddy_admin_address=127.0.0.1:2019",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "caddy_admin_address was removed" in run.stdout
+    assert "caddy_admin_socket" in run.stdout
