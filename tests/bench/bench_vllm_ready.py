@@ -19,12 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "standins"))
 
-import ansible.module_utils  # noqa: E402
+import ansible.module_utils  # noqa: E402 - after sys.path names the stand-ins
 
 ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
 
-from ansible.module_utils.aw_vllm import wait_ready  # noqa: E402
-from vllm_standin import serve  # noqa: E402
+from ansible.module_utils.aw_vllm import wait_ready  # noqa: E402 - after the module_utils path
+from vllm_standin import serve  # noqa: E402 - after sys.path names the stand-ins
 
 POLL_INTERVALS = (0.5, 1.0, 2.0, 5.0)
 UNHEALTHY = (1.3, 2.1, 3.7, 6.2)  # varied so readiness falls at different points of a poll

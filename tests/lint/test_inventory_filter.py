@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "plugins" / "filter"))
 
-from aw_inventory import inventory_problems, merge_specs  # noqa: E402
+from aw_inventory import inventory_problems, merge_specs  # noqa: E402 - after sys.path names plugins/filter
 
 SPECS = merge_specs(
     [
