@@ -99,6 +99,7 @@ msg:
 """
 
 from ansible.module_utils.aw_cuda import CudaInputError, evaluate, required_cuda_from_env
+from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -134,11 +135,7 @@ def main():
         )
     except CudaInputError as exc:
         module.fail_json(msg=str(exc))
-    result = verdict.as_dict()
-    result["msg"] = result.pop("message")
-    if not verdict.compatible and p["fail_on_incompatible"]:
-        module.fail_json(changed=False, **result)
-    module.exit_json(changed=False, **result)
+    exit_with_verdict(module, verdict.as_dict(), verdict.compatible, p["fail_on_incompatible"])
 
 
 if __name__ == "__main__":

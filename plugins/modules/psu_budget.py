@@ -140,6 +140,7 @@ msg:
 """
 
 from ansible.module_utils.aw_power import PowerInputError, gpu_limits_from_gpus, plan_power
+from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -182,11 +183,7 @@ def main():
         )
     except PowerInputError as exc:
         module.fail_json(msg=str(exc))
-    result = budget.as_dict()
-    result["msg"] = result.pop("message")
-    if not budget.ok and p["fail_on_overload"]:
-        module.fail_json(changed=False, **result)
-    module.exit_json(changed=False, **result)
+    exit_with_verdict(module, budget.as_dict(), budget.ok, p["fail_on_overload"])
 
 
 if __name__ == "__main__":

@@ -172,6 +172,7 @@ msg:
 
 import json
 
+from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.aw_vram import (
     QWEN25_CODER_32B_INSTRUCT_AWQ_CONFIG,
     VramInputError,
@@ -237,11 +238,7 @@ def main():
         )
     except VramInputError as exc:
         module.fail_json(msg=str(exc))
-    result = plan.as_dict()
-    result["msg"] = result.pop("message")
-    if not plan.fits and p["fail_on_overflow"]:
-        module.fail_json(changed=False, **result)
-    module.exit_json(changed=False, **result)
+    exit_with_verdict(module, plan.as_dict(), plan.fits, p["fail_on_overflow"])
 
 
 if __name__ == "__main__":
