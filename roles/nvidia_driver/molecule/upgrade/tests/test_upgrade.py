@@ -130,7 +130,7 @@ def _assert_refused(extra_vars, task, *words):
     assert rc != 0 and stats["failures"] == 1, (rc, stats, failures)
     assert stats["changed"] == 0, stats
     [(name, msg)] = failures
-    assert name == task, failures
+    assert name == f"nvidia_driver : {task}", failures
     for word in words:
         assert word in msg, f"{word!r} not in the message: {msg}"
     return msg
