@@ -85,7 +85,9 @@ def test_rollback_left_the_old_vllm_serving(host):
         host.file(f"{STATE}/vllm-image.previous").content_string.strip()
         == "agent-workstation/standin-vllm:good"
     )
-    cid = host.check_output("cd /srv/agent-workstation/compose && docker compose ps -q vllm")
+    cid = host.check_output(
+        "cd /srv/agent-workstation/compose/agent-stack && docker compose ps -q vllm"
+    )
     image = host.check_output(f"docker inspect -f '{{{{.Config.Image}}}}' {cid}")
     assert image == "agent-workstation/standin-vllm:good"
     models = json.loads(host.check_output("curl -fsS http://127.0.0.1:8000/v1/models"))
