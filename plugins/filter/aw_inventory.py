@@ -51,6 +51,27 @@ def _clean_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def _plain(value: Any) -> Any:
+    """Plain dicts, lists and scalars of a (possibly lazily templated) Ansible value.
+
+    ArgumentSpecValidator deep-copies what it validates; deep-copying ansible-core 2.19's lazy
+    containers drags their whole templating context along (seconds per role in the play).
+    """
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
 def merge_specs(documents: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Merge the `main` entry points of argument_specs documents (or plain option maps)."""
     merged: dict[str, dict[str, Any]] = {}
@@ -88,7 +109,7 @@ def inventory_problems(
             hint = f" Did you mean {guess[0]}?" if guess else ""
             problems.append(f"{name} is not a variable of this project.{hint}")
             continue
-        provided[name] = variables[name]
+        provided[name] = _plain(variables[name])
     if provided:
         spec = {name: _clean_spec(specs[name]) for name in provided}
         result = ArgumentSpecValidator(spec).validate(provided)
