@@ -12,6 +12,7 @@
 #   TEST_STAGES="lint pytest molecule"   run only these stages (set-up always runs)
 #   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
 #   MOLECULE_JOBS=2                      scenarios run side by side
+#   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
 # Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,6 +107,16 @@ if [[ " $stages " == *" molecule "* ]]; then
     fi
     scenarios+=("$id")
   done
+  # The longest scenarios start first, so the last slot is not left with a long one alone.
+  first=${MOLECULE_FIRST:-agent_stack:default nvidia_driver:upgrade site:operations caddy:default nvidia_driver:default}
+  ordered=()
+  for id in $first; do
+    for s in "${scenarios[@]}"; do [ "$s" = "$id" ] && ordered+=("$s"); done
+  done
+  for s in "${scenarios[@]}"; do
+    [[ " $first " == *" $s "* ]] || ordered+=("$s")
+  done
+  scenarios=("${ordered[@]}")
   run_scenario() {
     local id=$1 role=${1%%:*} scenario=${1#*:} log start rc
     log="$logs/molecule-${role}-${scenario}.log"
