@@ -8,7 +8,8 @@ group=${1:-site}
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 stamp="$venv/.agent-workstation-$group"
-want=$(sha256sum "$top/pyproject.toml" | cut -c1-16)
+# The stamp covers the project's pyproject.toml and those of its Python packages (packages/*).
+want=$(cat "$top/pyproject.toml" "$top"/packages/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
@@ -43,6 +44,16 @@ say "preparing $venv for '$group' (first run: a few minutes)"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade 'pip>=25.1'
 (cd "$top" && "$venv/bin/python" -m pip install -q --disable-pip-version-check --group "$group")
+# The project's own Python packages (packages/NAME/pyproject.toml: the code index, the agent
+# queue, ...) go into the same venv, editable, so scripts/aw-* run them from this checkout;
+# with `test`, each package's own `test` dependency group too.
+for pyproject in "$top"/packages/*/pyproject.toml; do
+  [ -f "$pyproject" ] || continue
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$(dirname "$pyproject")"
+  if [ "$group" = test ] && grep -qE '^test *= *\[' "$pyproject"; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --group "$pyproject:test"
+  fi
+done
 rm -f "$venv"/.agent-workstation-*
 echo "$want" > "$stamp"
 [ "$group" = site ] || echo "$want" > "$venv/.agent-workstation-site"

@@ -6,7 +6,8 @@
 #   3. a Docker engine, started if none answers              (scripts/docker-engine.sh)
 #   4. the local systemd base images, rebuilt on recipe change (tests/images/build.sh)
 #   5. lint: yamllint (strict), ansible-lint (production), ruff, shellcheck
-#   6. pytest: tests/unit, tests/integration, tests/lint
+#   6. pytest: tests/unit, tests/integration, tests/lint; then each package under packages/
+#      (mypy, then its own pytest), then tests/real (real components: vLLM CPU build, ...)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
 # Options (environment):
 #   TEST_STAGES="lint pytest molecule"   run only these stages (set-up always runs)
@@ -77,7 +78,7 @@ if [[ " $stages " == *" lint "* ]]; then
   run_stage yamllint yamllint -s .
   run_stage ansible-lint ansible-lint --offline -q
   run_stage ruff bash -c 'ruff check . && ruff format --check .'
-  run_stage shellcheck bash -c 'shellcheck -x scripts/*.sh tests/images/build.sh .ci/run'
+  run_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/real/*.sh .ci/run'
 fi
 
 # --- pytest ----------------------------------------------------------------------------------
@@ -85,6 +86,17 @@ if [[ " $stages " == *" pytest "* ]]; then
   say "pytest"
   run_stage pytest pytest -q -p no:cacheprovider
   grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$logs/pytest.log" | tail -n 1
+  # Each Python package of the project is typed and tested on its own (packages/NAME).
+  for pkg in packages/*/pyproject.toml; do
+    [ -f "$pkg" ] || continue
+    dir=$(dirname "$pkg")
+    run_stage "pytest-$(basename "$dir")" bash -c "cd '$dir' && mypy && pytest -q -p no:cacheprovider"
+  done
+  # Real components (vLLM's CPU build with a tiny model, Open WebUI, OpenHands, ...): built
+  # into a cache keyed by recipe hash by tests/real/build.sh, then tested for real.
+  if [ -d tests/real ]; then
+    run_stage pytest-real pytest -q -p no:cacheprovider tests/real
+  fi
 fi
 
 # --- molecule ----------------------------------------------------------------------------------
