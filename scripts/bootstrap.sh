@@ -9,7 +9,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 venv="$top/.venv"
 stamp="$venv/.agent-workstation-$group"
 # The stamp covers the project's pyproject.toml and those of its Python packages (packages/*).
-want=$(cat "$top/pyproject.toml" "$top"/packages/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+shopt -s nullglob
+pyprojects=("$top/pyproject.toml" "$top"/packages/*/pyproject.toml)
+want=$(cat "${pyprojects[@]}" | sha256sum | cut -c1-16)
 
 say() { printf 'bootstrap: %s\n' "$*"; }
 
@@ -47,8 +49,7 @@ say "preparing $venv for '$group' (first run: a few minutes)"
 # The project's own Python packages (packages/NAME/pyproject.toml: the code index, the agent
 # queue, ...) go into the same venv, editable, so scripts/aw-* run them from this checkout;
 # with `test`, each package's own `test` dependency group too.
-for pyproject in "$top"/packages/*/pyproject.toml; do
-  [ -f "$pyproject" ] || continue
+for pyproject in "${pyprojects[@]:1}"; do
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$(dirname "$pyproject")"
   if [ "$group" = test ] && grep -qE '^test *= *\[' "$pyproject"; then
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --group "$pyproject:test"
