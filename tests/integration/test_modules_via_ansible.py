@@ -1,6 +1,7 @@
 """The modules run by Ansible (ansible localhost -m ...), nvidia-smi faked, vLLM stood in."""
 
 import json
+import time
 
 import pytest
 from conftest import FIXTURES, run_module
@@ -89,11 +90,11 @@ def test_cuda_compat_from_image_env():
 
 
 def test_vllm_ready_waits_through_refused_and_503(standin, tmp_path):
-    url, _status = standin(
+    url, status = standin(
         "--load-seconds",
-        "3",
+        "10",
         "--unhealthy-seconds",
-        "2",
+        "5",
         "--served-model-name",
         "qwen-coder",
         "--served-model-name",
@@ -117,9 +118,15 @@ def test_vllm_ready_waits_through_refused_and_503(standin, tmp_path):
             "api_key_file": str(key_file),
         },
     )
+    returned_at = time.time()
     assert rc == 0, res
-    # Ansible starts in ~1-2 s; the stand-in refuses for 3 s then answers 503 for 2 s.
-    assert res["ready"] is True and res["elapsed_s"] >= 2
+    # The stand-in refuses for 10 s, then answers 503 for 5 s. The module started no later than
+    # (return time - its own elapsed time); it must have started before the stand-in was ready,
+    # so it really waited through the refusals and 503s. Measured against the stand-in's own
+    # clock (its status file), not against a guess of how long Ansible takes to start.
+    ready_at = json.loads(status.read_text())["ready_at"]
+    assert res["ready"] is True
+    assert returned_at - res["elapsed_s"] < ready_at, (returned_at, res["elapsed_s"], ready_at)
     assert res["health_polls"] >= 3
     assert res["models"] == ["qwen-coder", "claude"]
     assert res["checks"]["messages"]["claude"]["ok"] is True
