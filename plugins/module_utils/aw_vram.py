@@ -286,7 +286,11 @@ def plan_vram(
     per_gpu_heads = kv_heads_per_gpu(geom, tp)
     per_token = kv_bytes_per_token(geom, kv_cache_dtype)
     per_token_gpu = int(
-        2 * geom.layers * per_gpu_heads * geom.head_dim * kv_element_bytes(kv_cache_dtype, geom.dtype)
+        2
+        * geom.layers
+        * per_gpu_heads
+        * geom.head_dim
+        * kv_element_bytes(kv_cache_dtype, geom.dtype)
     )
     if weights_bytes is None:
         weights_total = estimate_weights_bytes(geom, quantization)
@@ -387,7 +391,13 @@ PROFILE_KEYS = (
     "default_max_model_len",
     "min_vllm_version",
 )
-CLIENT_KEYS = ("prompt_tokens", "output_tokens", "headroom_tokens", "concurrent", "native_tool_calls")
+CLIENT_KEYS = (
+    "prompt_tokens",
+    "output_tokens",
+    "headroom_tokens",
+    "concurrent",
+    "native_tool_calls",
+)
 ARCHITECTURE_KEYS = (
     "num_hidden_layers",
     "num_attention_heads",
@@ -428,7 +438,9 @@ def profile_config(profile: dict[str, Any]) -> dict[str, Any]:
 
 def client_context(client: dict[str, Any]) -> int:
     """Tokens one sequence of this client needs: prompt + output + headroom."""
-    return int(client["prompt_tokens"]) + int(client["output_tokens"]) + int(client["headroom_tokens"])
+    return (
+        int(client["prompt_tokens"]) + int(client["output_tokens"]) + int(client["headroom_tokens"])
+    )
 
 
 def check_catalogue(profiles: dict[str, Any], clients: dict[str, Any]) -> list[str]:
@@ -449,8 +461,8 @@ def check_catalogue(profiles: dict[str, Any], clients: dict[str, Any]) -> list[s
         except VramInputError as exc:
             problems.append(f"profile {name}: {exc}")
         names = profile["served_model_names"]
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-            problems.append(f"profile {name}: served_model_names must be a non-empty list of names.")
+        if not (isinstance(names, list) and names and all(isinstance(n, str) and n for n in names)):
+            problems.append(f"profile {name}: served_model_names must be a non-empty name list.")
     for name, client in (clients or {}).items():
         missing = [key for key in CLIENT_KEYS if key not in (client or {})]
         if missing:
@@ -482,7 +494,7 @@ def _tensor_parallel(config: dict[str, Any], gpu_count: int, wanted: int | None)
     return 1
 
 
-def plan_profile(
+def plan_profile(  # noqa: PLR0917 - the decision's inputs, in the order the docstring names them
     name: str,
     profile: dict[str, Any],
     clients: dict[str, Any],
@@ -508,7 +520,11 @@ def plan_profile(
     config = profile_config(profile)
     positions = int(config["max_position_embeddings"])
     tp = _tensor_parallel(config, gpu_count, tensor_parallel_size)
-    wanted = int(max_model_len) if max_model_len else min(int(profile["default_max_model_len"]), positions)
+    wanted = (
+        int(max_model_len)
+        if max_model_len
+        else min(int(profile["default_max_model_len"]), positions)
+    )
     problems: list[str] = []
     if wanted > positions:
         problems.append(
@@ -548,7 +564,8 @@ def plan_profile(
         if tools and not profile["native_tool_calls"]:
             reasons.append(
                 f"needs native tool calls, which {name} does not give reliably "
-                f"(parser {profile['tool_call_parser']}: {profile.get('tool_calls_note', 'see the catalogue')})"
+                f"(parser {profile['tool_call_parser']}: "
+                f"{profile.get('tool_calls_note', 'see the catalogue')})"
             )
         fits.append(ClientFit(client_name, not reasons, need, concurrent, tools, reasons))
     failing = [fit.name for fit in fits if not fit.ok]
@@ -563,7 +580,9 @@ def plan_profile(
         "clients": {fit.name: asdict(fit) for fit in fits},
         "failing_clients": failing,
         "problems": problems,
-        "settings": derive_settings(name, profile, clients, vram, planned, tp),
+        "settings": derive_settings(
+            name, profile, clients, vram=vram, max_model_len=planned, tensor_parallel_size=tp
+        ),
     }
 
 
@@ -571,6 +590,7 @@ def derive_settings(
     name: str,
     profile: dict[str, Any],
     clients: dict[str, Any],
+    *,
     vram: VramPlan,
     max_model_len: int,
     tensor_parallel_size: int,
@@ -651,7 +671,7 @@ def hardware_that_fits(
     return None
 
 
-def plan_site(
+def plan_site(  # noqa: PLR0917 - the decision's inputs, as vram_plan passes them
     profiles: dict[str, Any],
     clients: dict[str, Any],
     enabled: list[str],
@@ -689,7 +709,7 @@ def plan_site(
             if fitting
             else max(
                 plans,
-                key=lambda n: (len(enabled) - len(plans[n]["failing_clients"]), plans[n]["max_model_len"]),
+                key=lambda n: (-len(plans[n]["failing_clients"]), plans[n]["max_model_len"]),
             )
         )
     else:
@@ -699,8 +719,9 @@ def plan_site(
     problems = list(plan["problems"])
     if not is_pinned_revision(profiles[chosen]["revision"]):
         problems.append(
-            f"profile {chosen} has no pinned revision (revision: {profiles[chosen]['revision']!r} in "
-            "playbooks/vars/models.yml); a moving branch would change the weights under the stack. "
+            f"profile {chosen} has no pinned revision (revision: "
+            f"{profiles[chosen]['revision']!r} in playbooks/vars/models.yml); a moving branch "
+            "would change the weights under the stack. "
             f"Fix: set revision to the 40-hex commit sha from "
             f"https://huggingface.co/{profiles[chosen]['model']}/commits/main."
         )
@@ -712,10 +733,12 @@ def plan_site(
         ]
         head = (
             f"profile {chosen} on {gpus} (max_model_len {plan['max_model_len']}, KV cache "
-            f"{plan['vram']['kv_tokens_capacity']} tokens, tensor parallel {plan['tensor_parallel_size']})"
+            f"{plan['vram']['kv_tokens_capacity']} tokens, "
+            f"tensor parallel {plan['tensor_parallel_size']})"
         )
         if plan["max_model_len"] <= 0:
-            lines.insert(0, f"its weights do not fit ({plan['vram']['message'].split('; the weights')[0]})")
+            arithmetic = plan["vram"]["message"].split("; the weights")[0]
+            lines.insert(0, f"its weights do not fit ({arithmetic})")
         others = [name for name in fitting if name != chosen]
         if others:
             alt = plans[others[0]]
@@ -726,18 +749,18 @@ def plan_site(
             )
         else:
             where = hardware_that_fits(profiles, clients, enabled, **options)
-            fix = (
-                f"Fix: no profile serves {', '.join(enabled)} on {gpus}; "
-                + (
-                    f"{where[0]} would (profile {where[1]})"
-                    if where
-                    else "no standard card set of the catalogue does"
-                )
+            fix = f"Fix: no profile serves {', '.join(enabled)} on {gpus}; " + (
+                f"{where[0]} would (profile {where[1]})"
+                if where
+                else "no standard card set of the catalogue does"
             )
         fix += f", or remove {', '.join(failing) or 'clients'} from workstation_clients."
-        problems.append(f"{head} cannot serve every enabled client: " + " ".join(
-            f"{line}." for line in lines
-        ) + " " + fix)
+        problems.append(
+            f"{head} cannot serve every enabled client: "
+            + " ".join(f"{line}." for line in lines)
+            + " "
+            + fix
+        )
     message = (
         f"profile {chosen} on {gpus}: max_model_len {plan['max_model_len']}, "
         f"KV cache {plan['vram']['kv_tokens_capacity']} tokens, tool parser "

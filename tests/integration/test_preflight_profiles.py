@@ -17,6 +17,7 @@ FAKE = ROOT / "tests" / "fakes" / "nvidia-smi"
 PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 pytestmark = pytest.mark.slow
+_BASE = [PLAYBOOK, "-i", "inventories/workstation"]
 
 
 def _run(tmp_path, playbook, capture, *extra):
@@ -24,7 +25,7 @@ def _run(tmp_path, playbook, capture, *extra):
     env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(tmp_path / "facts")
     env["FAKE_NVIDIA_SMI_XML"] = str(SMI / capture)
     return subprocess.run(
-        [PLAYBOOK, playbook, "-i", "inventories/workstation", "-e", f"preflight_nvidia_smi={FAKE}", *extra],
+        [*_BASE, playbook, "-e", f"preflight_nvidia_smi={FAKE}", *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,

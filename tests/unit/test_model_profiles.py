@@ -105,7 +105,8 @@ def test_every_profile_is_complete_and_pinned():
     assert check_catalogue(PROFILES, CLIENTS) == []
     for name, profile in PROFILES.items():
         assert is_pinned_revision(profile["revision"]), name
-        assert profile["default_max_model_len"] <= profile["architecture"]["max_position_embeddings"]
+        positions = profile["architecture"]["max_position_embeddings"]
+        assert profile["default_max_model_len"] <= positions
     assert PROFILES[SEED]["tool_call_parser"] == "hermes"
     assert PROFILES[SEED]["native_tool_calls"] is False
     assert {PROFILES[n]["tool_call_parser"] for n in (AWQ3, FP83)} == {"qwen3_coder"}
@@ -184,9 +185,7 @@ def test_the_public_rtx_3090_run_of_the_awq_build_fits_in_the_plan():
     # A public script serves this repository on a 24 GB RTX 3090 with --max-model-len 65536,
     # --kv-cache-dtype fp8, --gpu-memory-utilization 0.93 (tests/fixtures/README.md).
     options = dict(OPTIONS, gpu_memory_utilization=0.93)
-    plan = plan_profile(
-        AWQ3, PROFILES[AWQ3], CLIENTS, [], 24564, 1, max_model_len=65536, **options
-    )
+    plan = plan_profile(AWQ3, PROFILES[AWQ3], CLIENTS, [], 24564, 1, max_model_len=65536, **options)
     assert plan["vram"]["fits"] is True
 
 
@@ -239,9 +238,7 @@ def test_concurrency_is_a_requirement_of_its_own():
 
 
 def test_a_context_beyond_the_native_positions_is_refused():
-    plan = plan_profile(
-        SEED, PROFILES[SEED], CLIENTS, [], 81559, 1, max_model_len=65536, **OPTIONS
-    )
+    plan = plan_profile(SEED, PROFILES[SEED], CLIENTS, [], 81559, 1, max_model_len=65536, **OPTIONS)
     assert not plan["ok"]
     assert "max_position_embeddings 32768" in plan["problems"][0]
 
@@ -265,7 +262,7 @@ def test_a_broken_catalogue_entry_is_named():
     problems = check_catalogue(profiles, CLIENTS)
     assert any(AWQ3 in p and "num_key_value_heads" in p for p in problems)
     assert any(SEED in p and "tool_call_parser" in p for p in problems)
-    with pytest.raises(VramInputError, match="models.yml"):
+    with pytest.raises(VramInputError, match=r"models\.yml"):
         plan_site(profiles, CLIENTS, DEFAULT_CLIENTS, "auto", 24564, 1, **OPTIONS)
 
 
