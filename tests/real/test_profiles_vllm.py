@@ -7,6 +7,8 @@ aliases are what clients will ask for, and a chat completion with tools and tool
 answers 200 through the parser. Not proved: the quality of tool calls (random weights), GPU
 flags' effect (CPU build), the pinned revision (a local directory has none, so --revision is
 left out) and the profile's max_model_len (the tiny model has 4096 positions).
+Needs tests/real/harness.py, build.sh and tiny_model.py (the "real" branch). Not yet run when
+committed: the shared vLLM CPU build was still installing (see the branch's report).
 """
 
 import json
