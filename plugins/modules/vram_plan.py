@@ -18,6 +18,12 @@ description:
     rounded down to the 16-token KV block.
   - RV(vllm_args) holds the arguments a vLLM role can pass as they are.
   - Reads O(model_config) when it is a path on the managed host; changes nothing.
+  - "Profile mode (O(profiles) given): plans every profile of the catalogue
+    (C(playbooks/vars/models.yml)) on O(gpu_count) x O(gpu_memory_mib), decides which enabled
+    client (O(enabled_clients)) each leaves without context, KV room or native tool calls,
+    picks O(profile) (C(auto): the first that serves them all) and returns the derived
+    settings (RV(settings)). RV(problems) says what stops a deploy, naming the profile (or,
+    where none fits, the hardware) that would serve the clients."
 version_added: "0.1.0"
 author: agent-workstation contributors
 options:
@@ -36,9 +42,33 @@ options:
     type: str
     choices: [awq, gptq, fp8, int8, fp16, bf16, none]
   max_model_len:
-    description: Context length to plan for (tokens).
+    description:
+      - Context length to plan for (tokens). Required without O(profiles).
+      - In profile mode, omitted or 0 plans the profile's C(default_max_model_len), or the
+        largest length that fits when that does not.
     type: int
-    required: true
+  profiles:
+    description: The model catalogue (C(aw_model_profiles)); switches on profile mode.
+    type: dict
+  clients:
+    description: The clients' needs (C(aw_model_clients)). Required with O(profiles).
+    type: dict
+  enabled_clients:
+    description: Names in O(clients) that this workstation serves.
+    type: list
+    elements: str
+    default: []
+  profile:
+    description: Catalogue entry to plan, or C(auto).
+    type: str
+    default: auto
+  gpu_count:
+    description: Equal GPUs that vLLM may use (tensor parallel).
+    type: int
+    default: 1
+  tensor_parallel_size:
+    description: vLLM's C(--tensor-parallel-size); omitted = the largest valid size <= O(gpu_count).
+    type: int
   kv_cache_dtype:
     description: vLLM's C(--kv-cache-dtype); C(auto) is the model's dtype.
     type: str
@@ -168,6 +198,49 @@ msg:
   description: The numbers in words, with the fix when it does not fit.
   returned: always
   type: str
+ok:
+  description: Profile mode; no problem stops a deploy.
+  returned: with profiles
+  type: bool
+profile:
+  description: Profile mode; the profile planned (the chosen one when O(profile) is C(auto)).
+  returned: with profiles
+  type: str
+  sample: qwen3-coder-30b-a3b-instruct-awq
+fitting_profiles:
+  description: Profile mode; catalogue profiles that serve every enabled client here.
+  returned: with profiles
+  type: list
+  elements: str
+plans:
+  description: Profile mode; per profile, C(ok), C(max_model_len), C(kv_tokens_capacity),
+    C(tensor_parallel_size), C(failing_clients).
+  returned: with profiles
+  type: dict
+clients:
+  description: Profile mode; per enabled client, C(ok), C(context_needed), C(concurrent),
+    C(native_tool_calls) and the C(reasons) it cannot run.
+  returned: with profiles
+  type: dict
+problems:
+  description: Profile mode; what stops a deploy (a client that cannot run, an unpinned revision).
+  returned: with profiles
+  type: list
+  elements: str
+vram_message:
+  description: Profile mode; the VRAM arithmetic of the planned profile in words (RV(msg) is the
+    profile decision).
+  returned: with profiles
+  type: str
+settings:
+  description:
+    - Profile mode; the derived settings, one source for the stack.
+    - C(model), C(revision), C(served_model_names), C(model_name) (the first), C(tool_call_parser),
+      C(max_model_len), C(openhands_max_input_tokens) (max_model_len minus OpenHands' output),
+      C(openhands_max_output_tokens), C(claude_code_max_output_tokens), C(vllm_args) (a superset
+      of RV(vllm_args)) and C(vllm_cli) (the C(vllm serve) flags after the model).
+  returned: with profiles
+  type: dict
 """
 
 import json
@@ -176,6 +249,7 @@ from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.aw_vram import (
     QWEN25_CODER_32B_INSTRUCT_AWQ_CONFIG,
     VramInputError,
+    plan_site,
     plan_vram,
 )
 from ansible.module_utils.basic import AnsibleModule
@@ -206,7 +280,13 @@ def main():
                 "type": "str",
                 "choices": ["awq", "gptq", "fp8", "int8", "fp16", "bf16", "none"],
             },
-            "max_model_len": {"type": "int", "required": True},
+            "max_model_len": {"type": "int"},
+            "profiles": {"type": "dict"},
+            "clients": {"type": "dict"},
+            "enabled_clients": {"type": "list", "elements": "str", "default": []},
+            "profile": {"type": "str", "default": "auto"},
+            "gpu_count": {"type": "int", "default": 1},
+            "tensor_parallel_size": {"type": "int"},
             "kv_cache_dtype": {
                 "type": "str",
                 "default": "auto",
@@ -219,9 +299,15 @@ def main():
             "overhead_mib": {"type": "int", "default": 1536},
             "fail_on_overflow": {"type": "bool", "default": True},
         },
+        required_by={"profiles": "clients"},
         supports_check_mode=True,
     )
     p = module.params
+    if p["profiles"] is not None:
+        plan_profiles(module, p)
+        return
+    if p["max_model_len"] is None:
+        module.fail_json(msg="max_model_len is required unless profiles is given.")
     config = load_config(module, p["model_config"])
     try:
         plan = plan_vram(
@@ -239,6 +325,43 @@ def main():
     except VramInputError as exc:
         module.fail_json(msg=str(exc))
     exit_with_verdict(module, plan.as_dict(), plan.fits, p["fail_on_overflow"])
+
+
+def plan_profiles(module, p):
+    try:
+        site = plan_site(
+            p["profiles"],
+            p["clients"],
+            p["enabled_clients"],
+            p["profile"],
+            p["gpu_memory_mib"],
+            p["gpu_count"],
+            max_model_len=p["max_model_len"] or None,
+            kv_cache_dtype=p["kv_cache_dtype"],
+            gpu_memory_utilization=p["gpu_memory_utilization"],
+            overhead_mib=p["overhead_mib"],
+            max_num_seqs=p["max_num_seqs"],
+            tensor_parallel_size=p["tensor_parallel_size"],
+        )
+    except VramInputError as exc:
+        module.fail_json(msg=str(exc))
+    plan = site["plan"]
+    report = dict(plan["vram"])
+    report.update(
+        {
+            "ok": site["ok"],
+            "profile": site["profile"],
+            "fitting_profiles": site["fitting_profiles"],
+            "plans": site["plans"],
+            "clients": plan["clients"],
+            "problems": site["problems"],
+            "settings": site["settings"],
+            "vllm_args": site["settings"]["vllm_args"],
+            "message": site["message"],
+            "vram_message": plan["vram"]["message"],
+        }
+    )
+    exit_with_verdict(module, report, site["ok"], p["fail_on_overflow"])
 
 
 if __name__ == "__main__":
