@@ -156,8 +156,8 @@ def index_repository(
         step = max(settings.batch_size * 8, 1)
         for i in range(0, len(to_embed), step):
             part = to_embed[i : i + step]
-            for (pid, _c), vec in zip(part, embedder.embed_documents([c.embed_text() for _, c in part]), strict=True):
-                dense[pid] = vec
+            for (pid, _c), emb in zip(part, embedder.embed_documents([c.embed_text() for _, c in part]), strict=True):
+                dense[pid] = emb
             say(f"embedded {min(i + step, len(to_embed))}/{len(to_embed)}")
         if dense and len(next(iter(dense.values()))) != dim:
             got = len(next(iter(dense.values())))

@@ -113,7 +113,8 @@ class Store:
             vectors_config={"dense": qm.VectorParams(size=dim, distance=qm.Distance.COSINE)},
             sparse_vectors_config={"bm25": qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
         )
-        self._call("index path", self.client.create_payload_index, name, "path", qm.PayloadSchemaType.KEYWORD)
+        if type(getattr(self.client, "_client", None)).__name__ != "QdrantLocal":  # embedded: no payload indexes
+            self._call("index path", self.client.create_payload_index, name, "path", qm.PayloadSchemaType.KEYWORD)
         return True
 
     def drop(self, name: str) -> bool:
