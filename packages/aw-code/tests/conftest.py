@@ -40,13 +40,15 @@ class CountingTransport(httpx.MockTransport):
 
 @pytest.fixture()
 def settings(tmp_path: Path) -> Settings:
-    return from_env({
-        "AW_CODE_QDRANT_URL": str(tmp_path / "qdrant"),
-        "AW_CODE_EMBED_URL": "http://embed.invalid/v1",
-        "AW_CODE_EMBED_API": "openai",
-        "AW_CODE_EMBED_MODEL": "stand-in-hash",
-        "AW_CODE_STATE_DIR": str(tmp_path / "state"),
-    })
+    return from_env(
+        {
+            "AW_CODE_QDRANT_URL": str(tmp_path / "qdrant"),
+            "AW_CODE_EMBED_URL": "http://embed.invalid/v1",
+            "AW_CODE_EMBED_API": "openai",
+            "AW_CODE_EMBED_MODEL": "stand-in-hash",
+            "AW_CODE_STATE_DIR": str(tmp_path / "state"),
+        }
+    )
 
 
 @pytest.fixture()
@@ -75,7 +77,9 @@ def repo(tmp_path: Path) -> Path:
     git(r, "init", "-q", "-b", "main")
     git(r, "config", "user.email", "t@example.invalid")
     git(r, "config", "user.name", "t")
-    (r / "calc.py").write_text("def add(a, b):\n    return a + b\n\n\nclass Box:\n    def area(self, w, h):\n        return w * h\n")
+    (r / "calc.py").write_text(
+        "def add(a, b):\n    return a + b\n\n\nclass Box:\n    def area(self, w, h):\n        return w * h\n"
+    )
     (r / "util.go").write_text("package util\n\nfunc Reverse(s string) string {\n\treturn s\n}\n")
     (r / "node_modules").mkdir()
     (r / "node_modules" / "x.js").write_text("function vendored() {}\n")

@@ -27,7 +27,7 @@ class Outer:
     async def other(self):
         pass
 '''
-TS = '''export function greet(name: string): string {
+TS = """export function greet(name: string): string {
   return `hi ${name}`;
 }
 
@@ -37,8 +37,8 @@ export class Greeter {
 }
 
 interface Shape { area(): number }
-'''
-GO = '''package main
+"""
+GO = """package main
 
 import "fmt"
 
@@ -51,8 +51,8 @@ func (p Point) Norm() int {
 func main() {
 \tfmt.Println(Point{1, 2}.Norm())
 }
-'''
-RUST = '''use std::fmt;
+"""
+RUST = """use std::fmt;
 
 pub struct Stack<T> { items: Vec<T> }
 
@@ -61,14 +61,14 @@ impl<T> Stack<T> {
 }
 
 fn helper() -> u32 { 42 }
-'''
-BASH = '''#!/usr/bin/env bash
+"""
+BASH = """#!/usr/bin/env bash
 set -e
 say() {
   echo "$1"
 }
 say hi
-'''
+"""
 
 
 def symbols(path: str, lang: str, text: str) -> list[tuple[str, int, int]]:

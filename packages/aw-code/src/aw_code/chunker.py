@@ -28,18 +28,36 @@ _GRAMMARS: dict[str, Callable[[], object]] = {
 }
 
 # Node types that make a chunk of their own, by language.
-_JS_DEFS = frozenset({
-    "function_declaration", "generator_function_declaration", "class_declaration",
-    "method_definition", "abstract_class_declaration", "interface_declaration",
-    "type_alias_declaration", "enum_declaration", "module",
-})
+_JS_DEFS = frozenset(
+    {
+        "function_declaration",
+        "generator_function_declaration",
+        "class_declaration",
+        "method_definition",
+        "abstract_class_declaration",
+        "interface_declaration",
+        "type_alias_declaration",
+        "enum_declaration",
+        "module",
+    }
+)
 DEFINITIONS: dict[str, frozenset[str]] = {
     "python": frozenset({"function_definition", "class_definition"}),
     "javascript": _JS_DEFS,
     "typescript": _JS_DEFS,
     "tsx": _JS_DEFS,
     "go": frozenset({"function_declaration", "method_declaration", "type_declaration"}),
-    "rust": frozenset({"function_item", "impl_item", "struct_item", "enum_item", "trait_item", "mod_item", "macro_definition"}),
+    "rust": frozenset(
+        {
+            "function_item",
+            "impl_item",
+            "struct_item",
+            "enum_item",
+            "trait_item",
+            "mod_item",
+            "macro_definition",
+        }
+    ),
     "bash": frozenset({"function_definition"}),
 }
 # Wrappers whose span (decorators, `export`) belongs to the definition inside them.
@@ -118,7 +136,7 @@ def chunk_file(path: str, language: str, text: str, max_chars: int = 1500) -> li
     spans: list[tuple[int, int, str]] = []  # 0-based inclusive rows, symbol
     if has_grammar(language):
         tree = _parser(language).parse(text.encode("utf-8"))
-        _collect(tree.root_node, DEFINITIONS[language], [], spans, lines, max_chars)
+        _collect(tree.root_node, defs=DEFINITIONS[language], scope=[], spans=spans, lines=lines, max_chars=max_chars)
     covered = [False] * len(lines)
     for s, e, _ in spans:
         for i in range(s, e + 1):
@@ -148,6 +166,7 @@ def chunk_file(path: str, language: str, text: str, max_chars: int = 1500) -> li
 
 def _collect(
     node: tree_sitter.Node,
+    *,
     defs: frozenset[str],
     scope: list[str],
     spans: list[tuple[int, int, str]],
@@ -161,7 +180,7 @@ def _collect(
             if len(inner) == 1:
                 target = inner[0]
         if target.type not in defs:
-            _collect(child, defs, scope, spans, lines, max_chars)
+            _collect(child, defs=defs, scope=scope, spans=spans, lines=lines, max_chars=max_chars)
             continue
         name = _name(target)
         symbol = ".".join([*scope, name]) if name else ".".join(scope)
@@ -175,7 +194,9 @@ def _collect(
         # Too big: its inner definitions become chunks of their own, and the rest of it (the
         # signature, docstring, attributes, long bodies) goes into windows under its name.
         before = len(spans)
-        _collect(target, defs, [*scope, name] if name else scope, spans, lines, max_chars)
+        _collect(
+            target, defs=defs, scope=[*scope, name] if name else scope, spans=spans, lines=lines, max_chars=max_chars
+        )
         inner_rows: set[int] = set()
         for cs, ce, _ in spans[before:]:
             inner_rows.update(range(cs, ce + 1))

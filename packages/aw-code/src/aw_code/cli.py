@@ -8,10 +8,13 @@ import json
 import sys
 from collections.abc import Sequence
 
+from prometheus_client import start_http_server
+
 from . import __version__
 from .config import Settings, from_env
 from .errors import AwCodeError
 from .indexer import IndexResult, stderr_progress
+from .mcp_server import serve
 from .search import MODES, render, trim_to_budget
 from .service import Service
 from .store import collection_name
@@ -20,9 +23,18 @@ from .store import collection_name
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     g = common.add_argument_group("configuration (flags override the AW_CODE_* environment)")
-    g.add_argument("--qdrant-url", help="Qdrant URL, or a directory for qdrant-client's embedded mode (AW_CODE_QDRANT_URL)")
-    g.add_argument("--qdrant-api-key-file", help="file holding the Qdrant API key (AW_CODE_QDRANT_API_KEY_FILE)")
-    g.add_argument("--embed-url", help="embedding server: OpenAI-compatible /v1 base or TEI base (AW_CODE_EMBED_URL)")
+    g.add_argument(
+        "--qdrant-url",
+        help="Qdrant URL, or a directory for qdrant-client's embedded mode (AW_CODE_QDRANT_URL)",
+    )
+    g.add_argument(
+        "--qdrant-api-key-file",
+        help="file holding the Qdrant API key (AW_CODE_QDRANT_API_KEY_FILE)",
+    )
+    g.add_argument(
+        "--embed-url",
+        help="embedding server: OpenAI-compatible /v1 base or TEI base (AW_CODE_EMBED_URL)",
+    )
     g.add_argument("--embed-api", choices=["openai", "tei"], help="AW_CODE_EMBED_API")
     g.add_argument("--embed-model", help="model name (also part of the collection name) (AW_CODE_EMBED_MODEL)")
     g.add_argument("--rerank-url", help="reranker base URL (AW_CODE_RERANK_URL; empty: no rerank)")
@@ -41,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("-k", type=int, default=10)
     se.add_argument("--mode", choices=MODES, default="hybrid")
     se.add_argument("--no-rerank", action="store_true")
-    se.add_argument("--json", action="store_true", help="a JSON list of {path, start_line, end_line, symbol, score}")
+    se.add_argument(
+        "--json",
+        action="store_true",
+        help="a JSON list of {path, start_line, end_line, symbol, score}",
+    )
     se.add_argument("--max-tokens", type=int, default=4000, help="text output budget")
     wa = sub.add_parser("watch", parents=[common], help="index, then keep it current (debounced inotify)")
     wa.add_argument("path", nargs="+")
@@ -53,15 +69,32 @@ def _parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("serve-mcp", parents=[common], help="MCP server (streamable HTTP at /mcp) + /metrics")
     sm.add_argument("--host", default="127.0.0.1")
     sm.add_argument("--port", type=int, default=8765)
-    sm.add_argument("--watch", action="append", default=[], metavar="PATH", help="index and watch this repository (repeatable)")
-    sm.add_argument("--allowed-host", action="append", default=[], metavar="HOST:PORT", help="extra Host header accepted (e.g. host.docker.internal:8765)")
+    sm.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="index and watch this repository (repeatable)",
+    )
+    sm.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="extra Host header accepted (e.g. host.docker.internal:8765)",
+    )
     return p
 
 
 def _settings(a: argparse.Namespace) -> Settings:
     return from_env(
-        qdrant_url=a.qdrant_url, qdrant_api_key_file=a.qdrant_api_key_file, embed_url=a.embed_url,
-        embed_api=a.embed_api, embed_model=a.embed_model, rerank_url=a.rerank_url, state_dir=a.state_dir,
+        qdrant_url=a.qdrant_url,
+        qdrant_api_key_file=a.qdrant_api_key_file,
+        embed_url=a.embed_url,
+        embed_api=a.embed_api,
+        embed_model=a.embed_model,
+        rerank_url=a.rerank_url,
+        state_dir=a.state_dir,
     )
 
 
@@ -93,8 +126,6 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(render(trim_to_budget(hits, a.max_tokens)))
     elif a.command == "watch":
         if a.metrics_port:
-            from prometheus_client import start_http_server
-
             start_http_server(a.metrics_port, addr="127.0.0.1")
 
         def done(res: IndexResult) -> None:
@@ -107,14 +138,15 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(data))
         else:
             for c in data["collections"]:
-                print(f"{c['collection']}: {c['repo']} ({c['branch']}) {c['files']} files, {c['chunks']} chunks, last run {c['last_index_seconds']} s")
+                print(
+                    f"{c['collection']}: {c['repo']} ({c['branch']}) {c['files']} files, {c['chunks']} chunks,"
+                    f" last run {c['last_index_seconds']} s"
+                )
             if not data["collections"]:
                 print("nothing indexed")
     elif a.command == "clear":
         print(json.dumps({"cleared": svc.clear(a.repository)}))
     elif a.command == "serve-mcp":
-        from .mcp_server import serve
-
         serve(svc, a.host, a.port, a.watch, a.allowed_host)
     return 0
 
@@ -127,4 +159,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-

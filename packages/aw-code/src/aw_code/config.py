@@ -75,22 +75,38 @@ def from_env(env: dict[str, str] | None = None, **overrides: str | None) -> Sett
 
     embed_api = get("EMBED_API", d.embed_api)
     if embed_api not in EMBED_APIS:
-        raise AwCodeError(f"AW_CODE_EMBED_API={embed_api!r} is not one of {', '.join(EMBED_APIS)}. Fix: use openai or tei.")
+        raise AwCodeError(
+            f"AW_CODE_EMBED_API={embed_api!r} is not one of {', '.join(EMBED_APIS)}. Fix: use openai or tei."
+        )
     rerank_api = get("RERANK_API", d.rerank_api)
     if rerank_api not in RERANK_APIS:
-        raise AwCodeError(f"AW_CODE_RERANK_API={rerank_api!r} is not one of {', '.join(RERANK_APIS)}. Fix: use tei or jina.")
+        raise AwCodeError(
+            f"AW_CODE_RERANK_API={rerank_api!r} is not one of {', '.join(RERANK_APIS)}. Fix: use tei or jina."
+        )
     qdrant_url = get("QDRANT_URL", d.qdrant_url)
     if not qdrant_url:
-        raise AwCodeError("AW_CODE_QDRANT_URL is empty. Fix: an http(s) URL of Qdrant, or a directory for embedded mode.")
+        raise AwCodeError(
+            "AW_CODE_QDRANT_URL is empty. Fix: an http(s) URL of Qdrant, or a directory for embedded mode."
+        )
     embed_url = get("EMBED_URL", d.embed_url)
     if not re.match(r"^https?://[^/]+", embed_url):
-        raise AwCodeError(f"AW_CODE_EMBED_URL={embed_url!r} is not an http(s) URL. Fix: e.g. http://127.0.0.1:8081 (TEI) or http://127.0.0.1:8000/v1 (OpenAI-compatible).")
+        raise AwCodeError(
+            f"AW_CODE_EMBED_URL={embed_url!r} is not an http(s) URL. Fix:"
+            f" e.g. http://127.0.0.1:8081 (TEI) or http://127.0.0.1:8000/v1 (OpenAI-compatible)."
+        )
     rerank_url = get("RERANK_URL", "") or None
     if rerank_url and not re.match(r"^https?://[^/]+", rerank_url):
-        raise AwCodeError(f"AW_CODE_RERANK_URL={rerank_url!r} is not an http(s) URL. Fix: e.g. http://127.0.0.1:8082, or leave it empty.")
+        raise AwCodeError(
+            f"AW_CODE_RERANK_URL={rerank_url!r} is not an http(s) URL. Fix:"
+            f" e.g. http://127.0.0.1:8082, or leave it empty."
+        )
     key_file = get("QDRANT_API_KEY_FILE", "")
     ints: dict[str, int] = {}
-    for name, default in (("MAX_FILE_BYTES", d.max_file_bytes), ("MAX_CHUNK_CHARS", d.max_chunk_chars), ("BATCH_SIZE", d.batch_size)):
+    for name, default in (
+        ("MAX_FILE_BYTES", d.max_file_bytes),
+        ("MAX_CHUNK_CHARS", d.max_chunk_chars),
+        ("BATCH_SIZE", d.batch_size),
+    ):
         raw = get(name, str(default))
         if not raw.isdigit() or int(raw) < 1:
             raise AwCodeError(f"AW_CODE_{name}={raw!r} is not a positive integer. Fix: e.g. {default}.")

@@ -22,7 +22,9 @@ def _post(client: httpx.Client, url: str, body: dict[str, Any], what: str) -> An
     try:
         resp = client.post(url, json=body)
     except httpx.HTTPError as exc:
-        raise AwCodeError(f"the {what} at {url} does not answer ({type(exc).__name__}: {exc}). Fix: start it, or set the right URL.") from None
+        raise AwCodeError(
+            f"the {what} at {url} does not answer ({type(exc).__name__}: {exc}). Fix: start it, or set the right URL."
+        ) from None
     if resp.status_code != 200:
         raise AwCodeError(f"the {what} at {url} answered {resp.status_code}: {resp.text[:200]!r}")
     try:
@@ -58,7 +60,9 @@ class Embedder:
             batch = list(texts[i : i + self.s.batch_size])
             out.extend(self._batch(batch, kind))
         if out and self._dim is not None and any(len(v) != self._dim for v in out):
-            raise AwCodeError(f"the embedding server returned vectors of {len(out[0])} dimensions, expected {self._dim}")
+            raise AwCodeError(
+                f"the embedding server returned vectors of {len(out[0])} dimensions, expected {self._dim}"
+            )
         if out and self._dim is None:
             self._dim = len(out[0])
         return out
@@ -78,7 +82,10 @@ class Embedder:
             except (KeyError, TypeError):
                 raise AwCodeError(f"the {what} answered without data[].embedding: {str(data)[:120]}") from None
         if not isinstance(vectors, list) or len(vectors) != len(batch):
-            raise AwCodeError(f"the {what} returned {len(vectors) if isinstance(vectors, list) else 'no'} vectors for {len(batch)} inputs")
+            raise AwCodeError(
+                f"the {what} returned {len(vectors) if isinstance(vectors, list) else 'no'} vectors for {len(batch)}"
+                f" inputs"
+            )
         return [[float(x) for x in v] for v in vectors]
 
 
@@ -99,14 +106,26 @@ class Reranker:
         what = f"reranker ({self.s.rerank_api})"
         out = [float("-inf")] * len(documents)
         if self.s.rerank_api == "tei":
-            data = _post(self.client, f"{self.url}/rerank", {"query": query, "texts": list(documents), "truncate": True}, what)
+            data = _post(
+                self.client,
+                f"{self.url}/rerank",
+                {"query": query, "texts": list(documents), "truncate": True},
+                what,
+            )
             items, key = data, "score"
         else:
-            body: dict[str, Any] = {"query": query, "documents": list(documents), "top_n": len(documents)}
+            body: dict[str, Any] = {
+                "query": query,
+                "documents": list(documents),
+                "top_n": len(documents),
+            }
             if self.s.rerank_model:
                 body["model"] = self.s.rerank_model
             data = _post(self.client, f"{self.url}/rerank", body, what)
-            items, key = (data.get("results") if isinstance(data, dict) else None), "relevance_score"
+            items, key = (
+                (data.get("results") if isinstance(data, dict) else None),
+                "relevance_score",
+            )
         try:
             for item in items:
                 out[int(item["index"])] = float(item[key])

@@ -11,33 +11,124 @@ from pathlib import Path, PurePosixPath
 from .errors import AwCodeError
 
 LANGUAGES: dict[str, str] = {
-    ".py": "python", ".pyi": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go", ".rs": "rust", ".sh": "bash", ".bash": "bash",
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".jsx": "javascript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".sh": "bash",
+    ".bash": "bash",
     # No grammar wheel is pinned for these: line windows.
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".java": "java",
-    ".rb": "ruby", ".php": "php", ".cs": "csharp", ".kt": "kotlin", ".swift": "swift",
-    ".md": "markdown", ".rst": "rst", ".txt": "text", ".yml": "yaml", ".yaml": "yaml",
-    ".toml": "toml", ".json": "json", ".ini": "ini", ".cfg": "ini", ".j2": "jinja",
-    ".html": "html", ".css": "css", ".sql": "sql", ".tf": "hcl", ".proto": "proto",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".java": "java",
+    ".rb": "ruby",
+    ".php": "php",
+    ".cs": "csharp",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".md": "markdown",
+    ".rst": "rst",
+    ".txt": "text",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".toml": "toml",
+    ".json": "json",
+    ".ini": "ini",
+    ".cfg": "ini",
+    ".j2": "jinja",
+    ".html": "html",
+    ".css": "css",
+    ".sql": "sql",
+    ".tf": "hcl",
+    ".proto": "proto",
 }
 NAMED_FILES = {"Makefile": "make", "Dockerfile": "dockerfile", "Containerfile": "dockerfile"}
 
 # Vendored or generated trees and files: skipped by rule wherever they are.
-VENDORED_DIRS = frozenset({
-    "node_modules", "vendor", "third_party", "third-party", "dist", "build", ".venv", "venv",
-    "__pycache__", ".tox", ".mypy_cache", "site-packages", "bower_components", "target",
-})
-SKIPPED_NAMES = frozenset({
-    "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock", "poetry.lock", "uv.lock",
-    "go.sum", "Pipfile.lock", "composer.lock", "Gemfile.lock",
-})
+VENDORED_DIRS = frozenset(
+    {
+        "node_modules",
+        "vendor",
+        "third_party",
+        "third-party",
+        "dist",
+        "build",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".tox",
+        ".mypy_cache",
+        "site-packages",
+        "bower_components",
+        "target",
+    }
+)
+SKIPPED_NAMES = frozenset(
+    {
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "Cargo.lock",
+        "poetry.lock",
+        "uv.lock",
+        "go.sum",
+        "Pipfile.lock",
+        "composer.lock",
+        "Gemfile.lock",
+    }
+)
 SKIPPED_SUFFIXES = (
-    ".min.js", ".min.css", ".map", ".png", ".jpg", ".jpeg", ".gif", ".ico", ".pdf", ".zip",
-    ".gz", ".tgz", ".xz", ".bz2", ".whl", ".so", ".dylib", ".dll", ".exe", ".bin", ".o", ".a",
-    ".pyc", ".class", ".jar", ".woff", ".woff2", ".ttf", ".otf", ".mp3", ".mp4", ".svg",
-    ".lock", ".db", ".sqlite", ".parquet", ".npy", ".pt", ".safetensors", ".onnx",
+    ".min.js",
+    ".min.css",
+    ".map",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".ico",
+    ".pdf",
+    ".zip",
+    ".gz",
+    ".tgz",
+    ".xz",
+    ".bz2",
+    ".whl",
+    ".so",
+    ".dylib",
+    ".dll",
+    ".exe",
+    ".bin",
+    ".o",
+    ".a",
+    ".pyc",
+    ".class",
+    ".jar",
+    ".woff",
+    ".woff2",
+    ".ttf",
+    ".otf",
+    ".mp3",
+    ".mp4",
+    ".svg",
+    ".lock",
+    ".db",
+    ".sqlite",
+    ".parquet",
+    ".npy",
+    ".pt",
+    ".safetensors",
+    ".onnx",
 )
 
 
@@ -94,11 +185,19 @@ def repo_root(path: str | Path) -> Path:
     if not p.is_dir():
         raise AwCodeError(f"{str(path)!r} is not a directory. Fix: give the path of a git repository's work tree.")
     try:
-        top = subprocess.run(["git", "-C", str(p), "rev-parse", "--show-toplevel"], capture_output=True, check=True, timeout=30)
+        top = subprocess.run(
+            ["git", "-C", str(p), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
     except FileNotFoundError:
         raise AwCodeError("git is not installed. Fix: sudo apt-get install git") from None
     except subprocess.CalledProcessError:
-        raise AwCodeError(f"{str(path)!r} is not inside a git repository. Fix: give a repository's work tree (git init, or clone it first).") from None
+        raise AwCodeError(
+            f"{str(path)!r} is not inside a git repository. Fix:"
+            f" give a repository's work tree (git init, or clone it first)."
+        ) from None
     return Path(top.stdout.decode().strip()).resolve()
 
 

@@ -62,17 +62,28 @@ class IndexResult:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "collection": self.collection, "files": self.files, "chunks": self.chunks,
-            "added": self.added, "updated": self.updated, "removed": self.removed,
-            "unchanged": self.unchanged, "embedded": self.embedded, "reused": self.reused,
-            "files_changed": self.files_changed, "seconds": round(self.seconds, 3),
+            "collection": self.collection,
+            "files": self.files,
+            "chunks": self.chunks,
+            "added": self.added,
+            "updated": self.updated,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "files_changed": self.files_changed,
+            "seconds": round(self.seconds, 3),
         }
 
 
 def _dim(settings: Settings, embedder: Embedder, repo: Path, base: str | None) -> int:
     """The embedder's dimension, from the last run's state when the model is the same."""
     for data in state.load_all(settings.state_dir):
-        if data.get("repo") == str(repo) and data.get("model") == settings.embed_model and data.get("base") == (base or default_base(repo)):
+        if (
+            data.get("repo") == str(repo)
+            and data.get("model") == settings.embed_model
+            and data.get("base") == (base or default_base(repo))
+        ):
             return int(data["dim"])
     return embedder.dim
 
@@ -82,6 +93,7 @@ def index_repository(
     store: Store,
     embedder: Embedder,
     path: str | Path,
+    *,
     base: str | None = None,
     progress: Progress | None = None,
 ) -> IndexResult:
@@ -140,7 +152,18 @@ def index_repository(
                 result.unchanged += 1
             else:
                 result.updated += 1
-            payload_updates.append((pid, {"start_line": c.start_line, "end_line": c.end_line, "file_sha256": src.sha256, "git_blob": src.git_blob, "branch": branch}))
+            payload_updates.append(
+                (
+                    pid,
+                    {
+                        "start_line": c.start_line,
+                        "end_line": c.end_line,
+                        "file_sha256": src.sha256,
+                        "git_blob": src.git_blob,
+                        "branch": branch,
+                    },
+                )
+            )
         deletions.extend(pid for pid in have if pid not in want)
     for p, recs in existing.items():
         if p not in sources:
@@ -161,16 +184,34 @@ def index_repository(
             say(f"embedded {min(i + step, len(to_embed))}/{len(to_embed)}")
         if dense and len(next(iter(dense.values()))) != dim:
             got = len(next(iter(dense.values())))
-            raise AwCodeError(f"the embedder now returns {got}-dimension vectors, the collection {name} holds {dim}. Fix: run aw-code index again (a new collection is made for the new model) or set AW_CODE_EMBED_MODEL to the model really served.")
+            raise AwCodeError(
+                f"the embedder now returns {got}-dimension vectors, the collection {name} holds {dim}. Fix:"
+                " run aw-code index again (a new collection is made for the new model)"
+                " or set AW_CODE_EMBED_MODEL to the model really served."
+            )
     points = []
     for pid, c, src in new_chunks:
         vec: Any = dense.get(pid) or reused_vectors[reuse_from[pid]].get("dense")
         idx, vals = sparse.document_vector(f"{c.path}\n{c.symbol}\n{c.text}")
-        points.append(qm.PointStruct(id=pid, vector={"dense": vec, "bm25": qm.SparseVector(indices=idx, values=vals)}, payload={
-            "path": c.path, "language": c.language, "symbol": c.symbol, "start_line": c.start_line,
-            "end_line": c.end_line, "content_hash": c.content_hash, "file_sha256": src.sha256,
-            "git_blob": src.git_blob, "branch": branch, "repo": str(repo), "text": c.text,
-        }))
+        points.append(
+            qm.PointStruct(
+                id=pid,
+                vector={"dense": vec, "bm25": qm.SparseVector(indices=idx, values=vals)},
+                payload={
+                    "path": c.path,
+                    "language": c.language,
+                    "symbol": c.symbol,
+                    "start_line": c.start_line,
+                    "end_line": c.end_line,
+                    "content_hash": c.content_hash,
+                    "file_sha256": src.sha256,
+                    "git_blob": src.git_blob,
+                    "branch": branch,
+                    "repo": str(repo),
+                    "text": c.text,
+                },
+            )
+        )
     result.added = len(points)
     result.embedded = len(dense)
     result.reused = len(points) - len(dense)
@@ -181,21 +222,39 @@ def index_repository(
     if points:
         store.upsert(name, points)
     if payload_updates:
-        store._call("update payloads", store.client.batch_update_points, name, update_operations=[
-            qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=pl, points=[pid])) for pid, pl in payload_updates
-        ], wait=True)
+        store._call(
+            "update payloads",
+            store.client.batch_update_points,
+            name,
+            update_operations=[
+                qm.SetPayloadOperation(set_payload=qm.SetPayload(payload=pl, points=[pid]))
+                for pid, pl in payload_updates
+            ],
+            wait=True,
+        )
     if deletions:
         store.delete(name, deletions)
     if stale_branch:
         store.set_payload_all(name, {"branch": branch})
     result.chunks = result.unchanged + result.updated + result.added
     result.seconds = time.perf_counter() - t0
-    state.save(settings.state_dir, name, {
-        "collection": name, "repo": str(repo), "base": base or default_base(repo), "branch": branch,
-        "model": settings.embed_model, "dim": dim, "files": result.files, "chunks": result.chunks,
-        "last_index_seconds": round(result.seconds, 3), "last_index_finished": time.time(),
-        "last_result": result.as_json(),
-    })
+    state.save(
+        settings.state_dir,
+        name,
+        {
+            "collection": name,
+            "repo": str(repo),
+            "base": base or default_base(repo),
+            "branch": branch,
+            "model": settings.embed_model,
+            "dim": dim,
+            "files": result.files,
+            "chunks": result.chunks,
+            "last_index_seconds": round(result.seconds, 3),
+            "last_index_finished": time.time(),
+            "last_result": result.as_json(),
+        },
+    )
     return result
 
 

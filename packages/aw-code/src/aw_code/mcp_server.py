@@ -30,7 +30,13 @@ def build(service: Service, max_tokens: int = 4000) -> MCPServer:
     )
 
     @mcp.tool()
-    def search_code(query: str, repository: str | None = None, limit: int = 8, rerank: bool = True, max_tokens: int = max_tokens) -> str:
+    def search_code(
+        query: str,
+        repository: str | None = None,
+        limit: int = 8,
+        rerank: bool = True,
+        max_tokens: int = max_tokens,
+    ) -> str:
         """Find code by a natural-language description or identifiers. Returns path:start-end (symbol)
         and the snippet for each hit, best first, within max_tokens. repository: a path, directory
         name or collection (default: every indexed repository)."""
@@ -76,7 +82,11 @@ def serve(service: Service, host: str, port: int, watch: Sequence[str], allowed_
     """Serve MCP on host:port; index and watch the given repositories in a background thread."""
     mcp = build(service)
     hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *allowed_hosts]
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=[f"http://{h}" for h in hosts])
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=[f"http://{h}" for h in hosts],
+    )
     app = mcp.streamable_http_app(transport_security=security, host=host)
     if watch:
         threading.Thread(target=service.watch, args=(list(watch),), daemon=True, name="aw-code-watch").start()

@@ -15,10 +15,16 @@ INDEX_LAG = Gauge(
     ["collection"],
 )
 LAST_DURATION = Gauge("aw_code_last_index_duration_seconds", "Duration of the last index run", ["collection"])
-LAST_SUCCESS = Gauge("aw_code_last_index_success_timestamp_seconds", "Unix time of the last successful index run", ["collection"])
+LAST_SUCCESS = Gauge(
+    "aw_code_last_index_success_timestamp_seconds",
+    "Unix time of the last successful index run",
+    ["collection"],
+)
 INDEX_RUNS = Counter("aw_code_index_runs_total", "Index runs by result", ["collection", "result"])
 QUERY_LATENCY = Histogram(
-    "aw_code_query_latency_seconds", "Search latency (embedding, Qdrant, rerank)", ["mode"],
+    "aw_code_query_latency_seconds",
+    "Search latency (embedding, Qdrant, rerank)",
+    ["mode"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 

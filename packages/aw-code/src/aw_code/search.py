@@ -28,8 +28,12 @@ class Result:
 
     def as_json(self, with_text: bool = True) -> dict[str, object]:
         out: dict[str, object] = {
-            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
-            "symbol": self.symbol, "score": round(self.score, 6), "collection": self.collection,
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "symbol": self.symbol,
+            "score": round(self.score, 6),
+            "collection": self.collection,
         }
         if with_text:
             out["snippet"] = self.text
@@ -50,6 +54,7 @@ def search(
     embedder: Embedder,
     collections: Sequence[str],
     query: str,
+    *,
     k: int = 10,
     mode: str = "hybrid",
     reranker: Reranker | None = None,
@@ -70,14 +75,32 @@ def search(
         fused = rrf([[f"{n}/{h.id}" for n, h in lst] for lst in per])
         merged = [keyed[key] for key in sorted(fused, key=lambda x: -fused[x])]
     results = [
-        Result(n, str(h.payload.get("path", "")), int(h.payload.get("start_line", 0)), int(h.payload.get("end_line", 0)),
-               str(h.payload.get("symbol", "")), h.score, str(h.payload.get("text", "")))
+        Result(
+            n,
+            str(h.payload.get("path", "")),
+            int(h.payload.get("start_line", 0)),
+            int(h.payload.get("end_line", 0)),
+            str(h.payload.get("symbol", "")),
+            h.score,
+            str(h.payload.get("text", "")),
+        )
         for n, h in merged
     ]
     if reranker and results:
         scores = reranker.scores(query, [f"{r.path}\n{r.symbol}\n{r.text}" for r in results])
         order = sorted(range(len(results)), key=lambda i: -scores[i])
-        results = [Result(results[i].collection, results[i].path, results[i].start_line, results[i].end_line, results[i].symbol, scores[i], results[i].text) for i in order]
+        results = [
+            Result(
+                results[i].collection,
+                results[i].path,
+                results[i].start_line,
+                results[i].end_line,
+                results[i].symbol,
+                scores[i],
+                results[i].text,
+            )
+            for i in order
+        ]
     QUERY_LATENCY.labels(mode=mode + ("+rerank" if reranker else "")).observe(time.perf_counter() - t0)
     return results[:k]
 
@@ -101,7 +124,17 @@ def trim_to_budget(results: Sequence[Result], max_tokens: int) -> list[Result]:
             lines.append(line)
             used += len(line)
         if lines:
-            out.append(Result(r.collection, r.path, r.start_line, r.start_line + len(lines) - 1, r.symbol, r.score, "".join(lines)))
+            out.append(
+                Result(
+                    r.collection,
+                    r.path,
+                    r.start_line,
+                    r.start_line + len(lines) - 1,
+                    r.symbol,
+                    r.score,
+                    "".join(lines),
+                )
+            )
         break
     return out
 

@@ -16,7 +16,7 @@ from .config import Settings
 from .embed import Embedder, Reranker
 from .errors import AwCodeError
 from .indexer import IndexResult, clear, index_repository
-from .metrics import CHUNKS, FILES, INDEX_RUNS, LAST_DURATION, LAST_SUCCESS, LagClock
+from .metrics import CHUNKS, FILES, INDEX_LAG, INDEX_RUNS, LAST_DURATION, LAST_SUCCESS, LagClock
 from .search import Result, search
 from .store import Store, connect
 
@@ -32,8 +32,13 @@ def _watch_filter(change: watchfiles.Change, path: str) -> bool:
 
 
 class Service:
-    def __init__(self, settings: Settings, store: Store | None = None, embedder: Embedder | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self._store = store
         self.embedder = embedder or Embedder(settings)
@@ -56,7 +61,7 @@ class Service:
             started = time.time()
             repo = files.repo_root(path)
             try:
-                res = index_repository(self.settings, self.store, self.embedder, repo, base, self.log)
+                res = index_repository(self.settings, self.store, self.embedder, repo, base=base, progress=self.log)
             except AwCodeError as exc:
                 self.errors[str(repo)] = str(exc)
                 name = self.repos.get(repo, str(repo))
@@ -67,8 +72,6 @@ class Service:
             clock = self.clocks.get(repo)
             if clock is None:
                 clock = self.clocks[repo] = LagClock(res.collection)
-                from .metrics import INDEX_LAG
-
                 INDEX_LAG.labels(collection=res.collection).set_function(clock.lag)
             clock.indexed(started)
             FILES.labels(collection=res.collection).set(res.files)
@@ -83,21 +86,42 @@ class Service:
             for repo, name in self.repos.items():
                 if repository in (str(repo), repo.name, name):
                     return [name]
-            known = [d for d in state.load_all(self.settings.state_dir) if repository in (d.get("repo"), Path(str(d.get("repo"))).name, d.get("collection"))]
+            known = [
+                d
+                for d in state.load_all(self.settings.state_dir)
+                if repository in (d.get("repo"), Path(str(d.get("repo"))).name, d.get("collection"))
+            ]
             if known:
                 return [str(known[0]["collection"])]
-            raise AwCodeError(f"repository {repository!r} is not indexed. Fix: index_codebase it first, or name one of: {', '.join(sorted(str(r) for r in self.repos)) or 'none yet'}.")
-        names = list(self.repos.values()) or [str(d["collection"]) for d in state.load_all(self.settings.state_dir) if d.get("model") == self.settings.embed_model]
+            raise AwCodeError(
+                f"repository {repository!r} is not indexed. Fix:"
+                " index_codebase it first, or name one of: "
+                f"{', '.join(sorted(str(r) for r in self.repos)) or 'none yet'}."
+            )
+        names = list(self.repos.values()) or [
+            str(d["collection"])
+            for d in state.load_all(self.settings.state_dir)
+            if d.get("model") == self.settings.embed_model
+        ]
         if not names:
             raise AwCodeError("nothing is indexed yet. Fix: aw-code index PATH (or the index_codebase tool).")
         return names
 
-    def search(self, query: str, repository: str | None = None, k: int = 10, mode: str = "hybrid", rerank: bool = True) -> list[Result]:
+    def search(
+        self,
+        query: str,
+        repository: str | None = None,
+        k: int = 10,
+        mode: str = "hybrid",
+        rerank: bool = True,
+    ) -> list[Result]:
         if not query.strip():
             raise AwCodeError("the query is empty. Fix: describe the code you are looking for.")
         names = self.collections_for(repository)
         with self.lock if self.settings.embedded_qdrant else _nolock():
-            return search(self.store, self.embedder, names, query, k, mode, self.reranker if rerank else None)
+            return search(
+                self.store, self.embedder, names, query, k=k, mode=mode, reranker=self.reranker if rerank else None
+            )
 
     def clear(self, repository: str) -> list[str]:
         names = self.collections_for(repository)
@@ -113,13 +137,22 @@ class Service:
         for d in state.load_all(self.settings.state_dir):
             repo = Path(str(d.get("repo")))
             clock = self.clocks.get(repo)
-            out.append({
-                "collection": d.get("collection"), "repo": d.get("repo"), "branch": d.get("branch"),
-                "model": d.get("model"), "dim": d.get("dim"), "files": d.get("files"), "chunks": d.get("chunks"),
-                "last_index_seconds": d.get("last_index_seconds"), "last_index_finished": d.get("last_index_finished"),
-                "watched": repo in self.repos, "index_lag_seconds": round(clock.lag(), 3) if clock else None,
-                "last_error": self.errors.get(str(repo)),
-            })
+            out.append(
+                {
+                    "collection": d.get("collection"),
+                    "repo": d.get("repo"),
+                    "branch": d.get("branch"),
+                    "model": d.get("model"),
+                    "dim": d.get("dim"),
+                    "files": d.get("files"),
+                    "chunks": d.get("chunks"),
+                    "last_index_seconds": d.get("last_index_seconds"),
+                    "last_index_finished": d.get("last_index_finished"),
+                    "watched": repo in self.repos,
+                    "index_lag_seconds": round(clock.lag(), 3) if clock else None,
+                    "last_error": self.errors.get(str(repo)),
+                }
+            )
         return {"collections": out, "errors": dict(self.errors)}
 
     def watch(self, paths: Sequence[str | Path], on_result: Callable[[IndexResult], None] | None = None) -> None:
@@ -132,7 +165,13 @@ class Service:
                     on_result(res)
             except AwCodeError as exc:
                 self.log(f"index of {root} failed: {exc}")
-        for changes in watchfiles.watch(*roots, watch_filter=_watch_filter, debounce=DEBOUNCE_MS, stop_event=self.stop, raise_interrupt=False):
+        for changes in watchfiles.watch(
+            *roots,
+            watch_filter=_watch_filter,
+            debounce=DEBOUNCE_MS,
+            stop_event=self.stop,
+            raise_interrupt=False,
+        ):
             now = time.time()
             touched = {r for r in roots for _c, p in changes if Path(p).is_relative_to(r)}
             for root in touched:

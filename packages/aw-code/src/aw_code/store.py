@@ -33,7 +33,7 @@ def slug(text: str) -> str:
 
 def collection_name(base: str, model: str, dim: int) -> str:
     """`base__model-slug_dim` (Qdrant allows letters, digits, -, _)."""
-    return f"{slug(base).replace('-', '_')}__{slug(model.split('/')[-1])}_{dim}"
+    return f"{slug(base).replace('-', '_')}__{slug(model.rsplit('/', maxsplit=1)[-1])}_{dim}"
 
 
 def point_id(path: str, content_hash: str, ordinal: int) -> str:
@@ -55,17 +55,31 @@ def connect(settings: Settings) -> QdrantClient:
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "API key over insecure connection": loopback by design
-                client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=int(settings.timeout_s), check_compatibility=False)
+                client = QdrantClient(
+                    url=settings.qdrant_url,
+                    api_key=settings.qdrant_api_key,
+                    timeout=int(settings.timeout_s),
+                    check_compatibility=False,
+                )
             client.get_collections()
     except AwCodeError:
         raise
-    except Exception as exc:  # noqa: BLE001 - every failure to connect becomes one line
+    except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "already accessed" in msg:
-            raise AwCodeError(f"the embedded Qdrant directory {settings.qdrant_url} is in use by another aw-code process (embedded mode allows one). Fix: stop it, or use a Qdrant server URL.") from None
+            raise AwCodeError(
+                f"the embedded Qdrant directory {settings.qdrant_url} is in use by another aw-code process"
+                " (embedded mode allows one). Fix:"
+                f" stop it, or use a Qdrant server URL."
+            ) from None
         if "401" in msg or "403" in msg or "Unauthorized" in msg or "Forbidden" in msg:
-            raise AwCodeError(f"Qdrant at {settings.qdrant_url} refused the API key ({msg}). Fix: set AW_CODE_QDRANT_API_KEY_FILE to the stack's qdrant_api_key file.") from None
-        raise AwCodeError(f"Qdrant at {settings.qdrant_url} cannot be used ({msg}). Fix: start Qdrant or set AW_CODE_QDRANT_URL.") from None
+            raise AwCodeError(
+                f"Qdrant at {settings.qdrant_url} refused the API key ({msg}). Fix:"
+                f" set AW_CODE_QDRANT_API_KEY_FILE to the stack's qdrant_api_key file."
+            ) from None
+        raise AwCodeError(
+            f"Qdrant at {settings.qdrant_url} cannot be used ({msg}). Fix: start Qdrant or set AW_CODE_QDRANT_URL."
+        ) from None
     return client
 
 
@@ -78,7 +92,7 @@ class Store:
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise AwCodeError(f"Qdrant failed to {what}: {first}") from None
 
@@ -114,7 +128,13 @@ class Store:
             sparse_vectors_config={"bm25": qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
         )
         if type(getattr(self.client, "_client", None)).__name__ != "QdrantLocal":  # embedded: no payload indexes
-            self._call("index path", self.client.create_payload_index, name, "path", qm.PayloadSchemaType.KEYWORD)
+            self._call(
+                "index path",
+                self.client.create_payload_index,
+                name,
+                "path",
+                qm.PayloadSchemaType.KEYWORD,
+            )
         return True
 
     def drop(self, name: str) -> bool:
@@ -127,8 +147,13 @@ class Store:
         offset: Any = None
         while True:
             records, offset = self._call(
-                "read points", self.client.scroll, name, limit=1024, offset=offset,
-                with_payload=list(fields), with_vectors=with_vectors,
+                "read points",
+                self.client.scroll,
+                name,
+                limit=1024,
+                offset=offset,
+                with_payload=list(fields),
+                with_vectors=with_vectors,
             )
             yield from records
             if offset is None:
@@ -137,29 +162,69 @@ class Store:
     def vectors(self, name: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for i in range(0, len(ids), 256):
-            for rec in self._call("read vectors", self.client.retrieve, name, ids=list(ids[i : i + 256]), with_vectors=True, with_payload=False):
+            for rec in self._call(
+                "read vectors",
+                self.client.retrieve,
+                name,
+                ids=list(ids[i : i + 256]),
+                with_vectors=True,
+                with_payload=False,
+            ):
                 out[str(rec.id)] = dict(rec.vector) if isinstance(rec.vector, dict) else {}
         return out
 
     def upsert(self, name: str, points: Sequence[qm.PointStruct], batch: int = 128) -> None:
         for i in range(0, len(points), batch):
-            self._call("write points", self.client.upsert, name, points=list(points[i : i + batch]), wait=True)
+            self._call(
+                "write points",
+                self.client.upsert,
+                name,
+                points=list(points[i : i + batch]),
+                wait=True,
+            )
 
     def delete(self, name: str, ids: Iterable[str]) -> None:
         idl = list(ids)
         for i in range(0, len(idl), 1024):
-            self._call("delete points", self.client.delete, name, points_selector=qm.PointIdsList(points=list(idl[i : i + 1024])), wait=True)
+            self._call(
+                "delete points",
+                self.client.delete,
+                name,
+                points_selector=qm.PointIdsList(points=list(idl[i : i + 1024])),
+                wait=True,
+            )
 
     def set_payload(self, name: str, point: str, payload: dict[str, Any]) -> None:
-        self._call("update payload", self.client.set_payload, name, payload=payload, points=[point], wait=True)
+        self._call(
+            "update payload",
+            self.client.set_payload,
+            name,
+            payload=payload,
+            points=[point],
+            wait=True,
+        )
 
     def set_payload_all(self, name: str, payload: dict[str, Any]) -> None:
-        self._call("update payload", self.client.set_payload, name, payload=payload, points=qm.Filter(must=[]), wait=True)
+        self._call(
+            "update payload",
+            self.client.set_payload,
+            name,
+            payload=payload,
+            points=qm.Filter(must=[]),
+            wait=True,
+        )
 
     def count(self, name: str) -> int:
         return int(self._call("count points", self.client.count, name, exact=True).count)
 
-    def query(self, name: str, mode: str, dense: list[float] | None, sparse: tuple[list[int], list[float]] | None, limit: int) -> list[Hit]:
+    def query(
+        self,
+        name: str,
+        mode: str,
+        dense: list[float] | None,
+        sparse: tuple[list[int], list[float]] | None,
+        limit: int,
+    ) -> list[Hit]:
         """mode: dense, bm25 or hybrid (both prefetched, fused by Qdrant's RRF)."""
         sv = qm.SparseVector(indices=sparse[0], values=sparse[1]) if sparse else None
         kwargs: dict[str, Any]
