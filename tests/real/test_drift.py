@@ -65,7 +65,13 @@ def test_tested_version_equals_the_pinned_tag(key, pins):
 
 @pytest.mark.parametrize(
     ("tag", "version"),
-    [("v0.32.0", "0.32.0"), ("1.58.2-python", "1.58.2"), ("v0.12.4", "0.12.4"), ("1.11.0", "1.11.0")],
+    [
+        ("v0.32.0", "0.32.0"),
+        ("1.58.2-python", "1.58.2"),
+        ("v0.12.4", "0.12.4"),
+        ("1.11.0", "1.11.0"),
+        ("v1-paired-with-agent-server-1.19.1", "v1-paired-with-agent-server-1.19.1"),
+    ],
 )
 def test_tag_version_normalisation(tag, version):
     assert tag_version(tag) == version

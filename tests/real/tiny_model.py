@@ -52,82 +52,10 @@ SPECIAL_TOKENS = [
 ]
 
 # Hermes / Qwen2.5 style: tools listed as JSON in <tools>, calls as JSON in <tool_call>.
-QWEN2_CHAT_TEMPLATE = r"""{%- if tools %}
-{{- '<|im_start|>system\n' }}
-{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\n\n' }}{%- endif %}
-{{- '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' }}
-{{- 'You are provided with function signatures within <tools></tools> XML tags:\n<tools>' }}
-{%- for tool in tools %}{{- '\n' + (tool | tojson) }}{%- endfor %}
-{{- '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' }}
-{%- elif messages[0]['role'] == 'system' %}
-{{- '<|im_start|>system\n' + messages[0]['content'] + '<|im_end|>\n' }}
-{%- endif %}
-{%- for message in messages %}
-{%- if message['role'] == 'system' and loop.first %}
-{%- elif message['role'] == 'assistant' %}
-{{- '<|im_start|>assistant' }}
-{%- if message['content'] %}{{- '\n' + message['content'] }}{%- endif %}
-{%- for tool_call in message.get('tool_calls', []) or [] %}
-{%- set fn = tool_call['function'] if tool_call['function'] is defined else tool_call %}
-{{- '\n<tool_call>\n{"name": "' + fn['name'] + '", "arguments": ' }}
-{%- if fn['arguments'] is string %}{{- fn['arguments'] }}{%- else %}{{- fn['arguments'] | tojson }}{%- endif %}
-{{- '}\n</tool_call>' }}
-{%- endfor %}
-{{- '<|im_end|>\n' }}
-{%- elif message['role'] == 'tool' %}
-{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
-{{- '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}
-{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}
-{%- else %}
-{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}
-{%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}
-"""
+QWEN2_CHAT_TEMPLATE = (HERE / "chat_templates" / "qwen2_hermes.jinja").read_text()
 
 # Qwen3-Coder style: tools listed as <function> blocks, calls as XML-ish <function=...> blocks.
-QWEN3_CODER_CHAT_TEMPLATE = r"""{%- if messages[0]['role'] == 'system' %}
-{%- set system_message = messages[0]['content'] %}{%- set rest = messages[1:] %}
-{%- else %}{%- set system_message = 'You are a helpful coding assistant.' %}{%- set rest = messages %}
-{%- endif %}
-{{- '<|im_start|>system\n' + system_message }}
-{%- if tools %}
-{{- '\n\n# Tools\n\nYou have access to the following functions:\n\n<tools>' }}
-{%- for tool in tools %}
-{%- set fn = tool['function'] if tool['function'] is defined else tool %}
-{{- '\n<function>\n<name>' + fn['name'] + '</name>' }}
-{%- if fn['description'] is defined %}{{- '\n<description>' + fn['description'] + '</description>' }}{%- endif %}
-{{- '\n<parameters>' }}
-{%- for pname, pspec in (fn['parameters']['properties'] | default({})).items() %}
-{{- '\n<parameter>\n<name>' + pname + '</name>\n<type>' + (pspec['type'] | default('string') | string) + '</type>\n</parameter>' }}
-{%- endfor %}
-{{- '\n</parameters>\n</function>' }}
-{%- endfor %}
-{{- '\n</tools>\n\nIf you choose to call a function ONLY reply in the following format:\n<tool_call>\n<function=example_function_name>\n<parameter=example_parameter_1>\nvalue_1\n</parameter>\n</function>\n</tool_call>' }}
-{%- endif %}
-{{- '<|im_end|>\n' }}
-{%- for message in rest %}
-{%- if message['role'] == 'assistant' %}
-{{- '<|im_start|>assistant' }}
-{%- if message['content'] %}{{- '\n' + message['content'] }}{%- endif %}
-{%- for tool_call in message.get('tool_calls', []) or [] %}
-{%- set fn = tool_call['function'] if tool_call['function'] is defined else tool_call %}
-{{- '\n<tool_call>\n<function=' + fn['name'] + '>\n' }}
-{%- set args = fn['arguments'] if fn['arguments'] is mapping else {} %}
-{%- for k, v in args.items() %}{{- '<parameter=' + k + '>\n' + (v | string) + '\n</parameter>\n' }}{%- endfor %}
-{{- '</function>\n</tool_call>' }}
-{%- endfor %}
-{{- '<|im_end|>\n' }}
-{%- elif message['role'] == 'tool' %}
-{%- if loop.first or rest[loop.index0 - 1]['role'] != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}
-{{- '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}
-{%- if loop.last or rest[loop.index0 + 1]['role'] != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}
-{%- else %}
-{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}
-{%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}
-"""
+QWEN3_CODER_CHAT_TEMPLATE = (HERE / "chat_templates" / "qwen3_coder.jinja").read_text()
 
 VOCAB_SIZE = 2048
 MAX_POSITIONS = 32768  # >= the role's default max_model_len (16384)
@@ -148,6 +76,7 @@ def recipe_hash(arch: str) -> str:
 
     h = hashlib.sha256()
     h.update(Path(__file__).read_bytes())
+    h.update(QWEN2_CHAT_TEMPLATE.encode() + QWEN3_CODER_CHAT_TEMPLATE.encode())
     h.update(f"{arch} {transformers.__version__} {tokenizers.__version__}".encode())
     return h.hexdigest()[:16]
 
