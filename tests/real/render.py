@@ -54,7 +54,6 @@ def render_stack(
         "ANSIBLE_CONFIG": str(repo() / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "ANSIBLE_CALLBACKS_ENABLED": "",
     }
     argv = [
         playbook,

@@ -231,7 +231,7 @@ def test_vllm_ready_module_against_the_real_server(vllm_server, vllm_launch, wor
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_CALLBACKS_ENABLED": "",
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
         },
     )
     out = json.loads(proc.stdout)
