@@ -121,8 +121,8 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
       instead of the container's 0.0.0.0:8000 (published on 127.0.0.1 by Compose anyway).
     - The model id is unchanged; it resolves (HF_HUB_OFFLINE=1) from a local Hugging Face cache
       that holds the tiny random Qwen2 under that name (stand-in weights: no GPU, no hub).
-    - `--enforce-eager` is NOT added, `--kv-cache-dtype fp8`, `--gpu-memory-utilization`,
-      `--enable-prefix-caching` and the tool parser are passed as rendered.
+    - Nothing else: `--kv-cache-dtype=fp8`, `--gpu-memory-utilization`, `--max-num-seqs`,
+      `--enable-prefix-caching` and the tool parser are passed as rendered (no --enforce-eager).
     """
     svc = rendered.service("vllm")
     key_file = work / "secrets" / "vllm_api_key"
@@ -161,7 +161,9 @@ def vllm_server(vllm_launch: dict, work: Path) -> Iterator[harness.Server]:
         vllm_launch["command"],
         entrypoint=vllm_launch["entrypoint"],
         env=env,
-        timeout=600,
+        # ~20 s on an idle 2-core machine (real-software.md); seen over 600 s (torch.compile
+        # warm-up) with six other sessions loading the same 2 cores. A dead process fails at once.
+        timeout=1500,
         log_dir=work / "logs",
     )
     with server:
