@@ -7,7 +7,8 @@
 #   4. the local systemd base images, rebuilt on recipe change (tests/images/build.sh)
 #   5. lint: yamllint (strict), ansible-lint (production), ruff, shellcheck
 #   6. pytest: tests/unit, tests/integration, tests/lint; then each package under packages/
-#      (mypy, then its own pytest), then tests/real (real components: vLLM CPU build, ...)
+#      (mypy, then its own pytest)
+#   +  opt-in stage `real`: tests/real (real components: vLLM CPU build, Open WebUI, OpenHands)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
 # Options (environment):
 #   TEST_STAGES="lint pytest molecule"   run only these stages (set-up always runs)
@@ -92,11 +93,16 @@ if [[ " $stages " == *" pytest "* ]]; then
     dir=$(dirname "$pkg")
     run_stage "pytest-$(basename "$dir")" bash -c "cd '$dir' && mypy && pytest -q -p no:cacheprovider"
   done
-  # Real components (vLLM's CPU build with a tiny model, Open WebUI, OpenHands, ...): built
-  # into a cache keyed by recipe hash by tests/real/build.sh, then tested for real.
-  if [ -d tests/real ]; then
-    run_stage pytest-real pytest -q -p no:cacheprovider tests/real
-  fi
+fi
+
+# --- real components (opt-in: TEST_STAGES="... real") ------------------------------------------
+# vLLM's CPU build with a tiny model, Open WebUI, OpenHands' agent-server: built by
+# tests/real/build.sh into a cache keyed by recipe hash, then tested for real (tests/real/README.md).
+# Not in the default stages yet: on a fresh 2-core machine the builds alone take 12-30 minutes
+# and the suite has not yet passed end to end (README "What was proven how").
+if [[ " $stages " == *" real "* ]]; then
+  say "real components"
+  run_stage pytest-real pytest -q -p no:cacheprovider tests/real
 fi
 
 # --- molecule ----------------------------------------------------------------------------------
