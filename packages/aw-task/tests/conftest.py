@@ -17,10 +17,9 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from standin_openhands import StandIn  # noqa: E402
-
-from aw_task.config import Config  # noqa: E402
-from aw_task.store import Queue  # noqa: E402
+from aw_task.config import Config
+from aw_task.store import Queue, connect
+from standin_openhands import StandIn
 
 
 def free_port() -> int:
@@ -41,9 +40,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--requirepass", "test-password",
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--requirepass",
+            "test-password",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
@@ -89,8 +100,6 @@ def config(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) ->
 
 @pytest.fixture
 def queue(config: Config) -> Queue:
-    from aw_task.store import connect
-
     q = Queue(connect(config), config)
     q.ensure_group()
     return q
@@ -110,8 +119,13 @@ def repo(tmp_path: Path) -> Path:
     path.mkdir()
     subprocess.run(["git", "init", "-q", str(path)], check=True)
     (path / "README").write_text("hello\n")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", "-C", str(path), "add", "."], check=True, env=env)
     subprocess.run(["git", "-C", str(path), "commit", "-qm", "init"], check=True, env=env)
     return path

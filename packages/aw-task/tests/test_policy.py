@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from aw_task.config import ConfigError, load
 from aw_task.model import (
     Attempt,

@@ -15,9 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
-from standin_openhands import StandIn
-
 from aw_task import cli
 from aw_task.config import Config
 from aw_task.metrics import Metrics
@@ -25,6 +22,8 @@ from aw_task.model import State, Task, new_task
 from aw_task.openhands import OpenHands
 from aw_task.store import Queue
 from aw_task.worker import Worker
+from prometheus_client import generate_latest
+from standin_openhands import StandIn
 
 
 def submit(queue: Queue, repo: Path, prompt: str, **kw: object) -> Task:
@@ -76,17 +75,12 @@ def _url(standin: StandIn) -> str:
     return f"http://127.0.0.1:{standin.server.server_address[1]}"
 
 
-@pytest.mark.parametrize(("concurrency", "max_sandboxes", "expected"), [(2, 5, 2), (3, 1, 1)])
+# (concurrency, OpenHands' sandbox limit, expected live sandboxes at most and at peak)
+@pytest.mark.parametrize("case", [(2, 5, 2), (3, 1, 1)], ids=["n2", "limit1"])
 def test_parallelism_never_exceeds_n(
-    config: Config,
-    queue: Queue,
-    standin: StandIn,
-    repo: Path,
-    concurrency: int,
-    max_sandboxes: int,
-    expected: int,
+    config: Config, queue: Queue, standin: StandIn, repo: Path, case: tuple[int, int, int]
 ) -> None:
-    config.concurrency, config.openhands_max_sandboxes = concurrency, max_sandboxes
+    config.concurrency, config.openhands_max_sandboxes, expected = case
     tasks = [submit(queue, repo, "STANDIN:sleep=0.4") for _ in range(6)]
     run_worker(config, queue, _url(standin))
     assert all(queue.get(t.id).state is State.SUCCEEDED for t in tasks)
@@ -110,9 +104,7 @@ def test_an_erroring_conversation_is_retried_once_then_failed_with_the_reason(
     assert queue.stats()["retried"] == 1 and queue.stats()["failed"] == 1
 
 
-def test_one_error_then_success(
-    config: Config, queue: Queue, standin: StandIn, repo: Path
-) -> None:
+def test_one_error_then_success(config: Config, queue: Queue, standin: StandIn, repo: Path) -> None:
     task = submit(queue, repo, "STANDIN:error-first")
     run_worker(config, queue, _url(standin))
     done = queue.get(task.id)
@@ -172,7 +164,9 @@ def test_cancel_stops_the_conversation_and_frees_its_sandbox(
     assert queue.stats()["cancelled"] == 1
 
 
-def test_cancel_of_a_queued_task_removes_its_entry(config: Config, queue: Queue, repo: Path) -> None:
+def test_cancel_of_a_queued_task_removes_its_entry(
+    config: Config, queue: Queue, repo: Path
+) -> None:
     task = submit(queue, repo, "p")
     assert queue.r.xlen(config.stream) == 1
     assert cli._cancel(queue, task.id) == 0
@@ -287,7 +281,10 @@ def test_metrics_match_the_real_queue_state(
 
 
 def test_cli_errors_are_clear(
-    config: Config, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    config: Config,
+    repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for key, value in _worker_env(config, "http://127.0.0.1:9", "cli").items():

@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import start_http_server
+
 from .config import Config, ConfigError, load
+from .metrics import Metrics
 from .model import TERMINAL, State, Task, TaskError, new_task, reset_for_retry
 from .openhands import OpenHands
 from .store import Queue, QueueError, connect
+from .worker import Worker
 
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
@@ -165,9 +169,8 @@ def _cancel(queue: Queue, task_id: str) -> int:
 
         queue.update(task_id, cancel, allowed=[State.QUEUED], count="cancelled")
         # Its stream entry goes too (a worker that already holds it sees the state and acks).
-        for entry_id, fields in queue.r.xrange(queue.stream, "-", "+"):
-            if fields.get("task") == task_id:
-                queue.r.xdel(queue.stream, entry_id)
+        for entry_id in queue.entries_for(task_id):
+            queue.r.xdel(queue.stream, entry_id)
         print(f"{task_id} cancelled")
         return 0
     if task.state is State.RUNNING:
@@ -183,11 +186,6 @@ def _cancel(queue: Queue, task_id: str) -> int:
 
 
 def _worker(config: Config, args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-
-    from .metrics import Metrics
-    from .worker import Worker
-
     if args.concurrency:
         config.concurrency = args.concurrency
         config.validate()

@@ -152,9 +152,7 @@ class OpenHands:
         items = self._call(
             "GET", f"/api/v1/app-conversations/{conversation_id}/git/changes", params={"path": path}
         )
-        return [
-            {"status": str(i.get("status")), "path": str(i.get("path"))} for i in items or []
-        ]
+        return [{"status": str(i.get("status")), "path": str(i.get("path"))} for i in items or []]
 
     def delete(self, conversation_id: str) -> bool:
         try:

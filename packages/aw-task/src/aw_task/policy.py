@@ -54,9 +54,7 @@ def accept_retries_used(task: Task) -> int:
     return sum(1 for a in task.attempts if a.outcome == Outcome.ACCEPT_FAILED)
 
 
-def decide(
-    task: Task, outcome: Outcome, detail: str | None, *, error_backoff_s: float
-) -> Verdict:
+def decide(task: Task, outcome: Outcome, detail: str | None, *, error_backoff_s: float) -> Verdict:
     """What to do after an attempt ended with `outcome` (the attempt is already recorded)."""
     if outcome is Outcome.CANCELLED or task.cancel_requested:
         return Verdict(Decision.CANCEL, "cancelled by the operator")

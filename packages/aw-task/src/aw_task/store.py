@@ -113,7 +113,7 @@ class Queue:
         return sorted(tasks, key=lambda t: t.submitted_at)
 
     def count(self, state: State) -> int:
-        return cast("int", self.r.zcard(self.state_key(state)))
+        return int(self.r.zcard(self.state_key(state)))
 
     def oldest_waiting_age(self, now: float | None = None) -> float:
         first = cast(
@@ -155,7 +155,7 @@ class Queue:
         while True:
             with self.r.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
                     doc = cast("str | None", pipe.hget(key, "doc"))
                     if doc is None:
                         raise UnknownTask(
@@ -204,25 +204,36 @@ class Queue:
         """Entries whose worker stopped renewing them for the visibility timeout."""
         if count <= 0:
             return []
-        reply = cast(
-            "list[Any]",
-            self.r.xautoclaim(
-                self.stream,
-                self.group,
-                consumer,
-                min_idle_time=int(self.config.visibility_timeout_s * 1000),
-                start_id="0-0",
-                count=count,
-            ),
+        reply: list[Any] = self.r.xautoclaim(
+            self.stream,
+            self.group,
+            consumer,
+            min_idle_time=int(self.config.visibility_timeout_s * 1000),
+            start_id="0-0",
+            count=count,
         )
         return _entries(reply[1])
 
     def renew(self, consumer: str, entry_ids: list[str]) -> None:
         """Reset the idle time of entries this worker is running (XCLAIM ... JUSTID)."""
         if entry_ids:
-            self.r.xclaim(
-                self.stream, self.group, consumer, 0, entry_ids, justid=True
-            )
+            ids: list[str | bytes | int | memoryview[int]] = list(entry_ids)
+            self.r.xclaim(self.stream, self.group, consumer, 0, ids, justid=True)
+
+    def read_own(self, consumer: str) -> list[tuple[str, str]]:
+        """This consumer's pending entries (XREADGROUP id 0): what it held before a restart."""
+        reply = cast(
+            "list[Any] | None",
+            self.r.xreadgroup(self.group, consumer, {self.stream: "0"}, count=100),
+        )
+        return _entries(reply[0][1] if reply else [])
+
+    def entries_for(self, task_id: str) -> list[str]:
+        raw = cast("list[Any]", self.r.xrange(self.stream, "-", "+"))
+        return [entry_id for entry_id, task in _entries(raw) if task == task_id]
+
+    def ids_in(self, state: State) -> list[str]:
+        return cast("list[str]", self.r.zrange(self.state_key(state), 0, -1))
 
     def drop_entry(self, entry_id: str) -> None:
         pipe = self.r.pipeline(transaction=True)
@@ -231,7 +242,7 @@ class Queue:
         pipe.execute()
 
     def lease(self, task_id: str) -> Lock:
-        return self.r.lock(
+        return self.r.lock(  # type: ignore[no-any-return]
             self.lease_key(task_id),
             timeout=self.config.visibility_timeout_s,
             blocking=False,
@@ -240,9 +251,7 @@ class Queue:
 
     def forget_idle_consumers(self, older_than_s: float = 86400.0) -> None:
         try:
-            consumers = cast(
-                "list[dict[str, Any]]", self.r.xinfo_consumers(self.stream, self.group)
-            )
+            consumers: list[dict[str, Any]] = self.r.xinfo_consumers(self.stream, self.group)
         except redis.ResponseError:
             return
         for c in consumers:

@@ -163,14 +163,8 @@ class Worker:
         probe.close()
 
     def _deliveries(self, free: int) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
         # 1. this consumer's own pending entries (a restart after SIGKILL), not running here.
-        own = self.queue.r.xreadgroup(
-            self.queue.group, self.consumer, {self.queue.stream: "0"}, count=100
-        )
-        for entry_id, fields in own[0][1] if own else []:
-            if fields and fields.get("task") not in self.held:
-                out.append((entry_id, fields["task"]))
+        out = [(e, t) for e, t in self.queue.read_own(self.consumer) if t not in self.held]
         # 2. entries of workers that stopped renewing them; 3. new entries.
         out.extend(self.queue.claim_stale(self.consumer, free))
         if len(out) < free:
@@ -260,8 +254,10 @@ class Worker:
         last_result: Result | None = None
         while True:
             self._check(held)
-            attempt = task.attempts[-1] if task.attempts else None
-            if attempt is None or attempt.finished_at is not None:
+            last = task.attempts[-1] if task.attempts else None
+            if last is not None and last.finished_at is None:
+                attempt = last  # recovered: the attempt a killed worker had started
+            else:
                 attempt = Attempt(len(task.attempts) + 1, str(uuid.uuid4()), time.time())
                 new = attempt
 
@@ -367,9 +363,7 @@ class Worker:
                 break
             self.stop.wait(cfg.poll_interval_s)
         events = oh.events(conv_id)
-        result = Result(
-            "running", final_message=final_message(events), conversation_id=conv_id
-        )
+        result = Result("running", final_message=final_message(events), conversation_id=conv_id)
         if execution in ERROR_EXECUTION:
             detail = error_detail(events) or f"execution_status {execution}"
             result.reason = detail
@@ -418,7 +412,7 @@ class Worker:
     def _accept(self, task: Task) -> tuple[int, str]:
         assert task.accept
         try:
-            done = subprocess.run(  # noqa: S602 - the operator's own acceptance command line
+            done = subprocess.run(
                 task.accept,
                 shell=True,
                 cwd=task.repo,
@@ -455,7 +449,7 @@ class Worker:
     def export_missing_results(self) -> None:
         directory = Path(self.config.results_dir).expanduser()
         for state in TERMINAL:
-            for task_id in self.queue.r.zrange(self.queue.state_key(state), 0, -1):
+            for task_id in self.queue.ids_in(state):
                 if not (directory / f"{task_id}.json").exists():
                     write_result(self.config.results_dir, self.queue.get(task_id))
 
@@ -468,4 +462,3 @@ def _git(repo: str, *args: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout if done.returncode == 0 else ""
-
