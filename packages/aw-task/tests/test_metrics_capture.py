@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-
 from aw_task.config import Config
 from aw_task.metrics import Metrics
 from aw_task.store import Queue
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 CAPTURE = Path(__file__).resolve().parents[3] / "tests/fixtures/exporters/aw-task-0.1.0.txt"
 

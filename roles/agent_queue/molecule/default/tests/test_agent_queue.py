@@ -44,6 +44,8 @@ def test_submit_runs_and_stores_the_result(host):
 
 
 def test_metrics_answer(host):
-    text = host.check_output("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9465/metrics').read().decode())\"")
+    text = host.check_output(
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9465/metrics').read().decode())\""
+    )
     assert "aw_task_queue_depth 0.0" in text
     assert "aw_task_redis_up 1.0" in text
