@@ -23,6 +23,4 @@ def test_capture_matches_the_exported_families(config: Config, queue: Queue) -> 
 
 def _families(text: str) -> set[str]:
     # A labeled histogram's `_created` samples parse as a family of their own once observed.
-    return {
-        f.name for f in text_string_to_metric_families(text) if not f.name.endswith("_created")
-    }
+    return {f.name for f in text_string_to_metric_families(text) if not f.name.endswith("_created")}
