@@ -52,6 +52,8 @@ need_apt=()
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+# Real Redis for packages/aw-task's tests (the fixture starts its own on a free port, AOF on).
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     setup_or_die "system packages: ${need_apt[*]}" bash -c \
@@ -59,6 +61,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # Debian's prometheus package starts a server on :9090; the tests only need promtool.
     if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then
       { systemctl disable --now prometheus || pkill -x prometheus; } >/dev/null 2>&1 || true
+    fi
+    # Debian's redis-server package starts a server on :6379; the tests start their own.
+    if [[ " ${need_apt[*]} " == *" redis-server "* ]]; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
     fi
   else
     echo "test: missing ${need_apt[*]}. Fix: sudo apt-get install ${need_apt[*]}" >&2
