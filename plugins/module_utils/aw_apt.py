@@ -130,7 +130,9 @@ class Policy:
     @property
     def versions(self) -> list[str]:
         """Versions a source offers (the dpkg status entry alone is not an offer)."""
-        return [o.version for o in self.offers if any(s != "/var/lib/dpkg/status" for s in o.sources)]
+        return [
+            o.version for o in self.offers if any(s != "/var/lib/dpkg/status" for s in o.sources)
+        ]
 
 
 _POLICY_HEAD = re.compile(r"^(\S+):$")
@@ -280,7 +282,9 @@ def resolve_driver_version(
         raise _missing(f"branch {branch}")
     if installed and installed in in_branch:
         return Resolution(installed, "the installed version (no version pinned)", in_branch)
-    return Resolution(in_branch[0], "newest offered version of the branch (no version pinned)", in_branch)
+    return Resolution(
+        in_branch[0], "newest offered version of the branch (no version pinned)", in_branch
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,8 +310,8 @@ _DKMS2 = re.compile(r"^([^/,\s]+), ([^,\s]+)(?:, ([^,\s]+), ([^,\s:]+))?: (\S+)"
 
 def parse_dkms_status(text: str) -> list[DkmsEntry]:
     out: list[DkmsEntry] = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith(("Warning", "Error", "Deprecated")):
             continue
         m = _DKMS3.match(line) or _DKMS2.match(line)
@@ -318,7 +322,9 @@ def parse_dkms_status(text: str) -> list[DkmsEntry]:
     return out
 
 
-def dkms_missing_kernels(entries: list[DkmsEntry], module: str, version: str, kernels: list[str]) -> list[str]:
+def dkms_missing_kernels(
+    entries: list[DkmsEntry], module: str, version: str, kernels: list[str]
+) -> list[str]:
     """The kernels (of ``kernels``) for which a module matching the regular expression ``module``
     at ``version`` is not installed by dkms. Debian names its module ``nvidia-current``
     (``nvidia-current-open``), NVIDIA's and Ubuntu's packages ``nvidia``."""
@@ -345,7 +351,14 @@ def parse_sb_state(text: str) -> str:
     if "secureboot disabled" in low:
         return "disabled"
     # mokutil 0.6+: no EFI at all; older mokutil on a BIOS boot: the variable cannot be read.
-    if any(s in low for s in ("doesn't support secure boot", "efi variables are not supported", "failed to read secureboot")):
+    if any(
+        s in low
+        for s in (
+            "doesn't support secure boot",
+            "efi variables are not supported",
+            "failed to read secureboot",
+        )
+    ):
         return "unsupported"
     if "secureboot unknown" in low:
         return "unknown"
@@ -353,7 +366,8 @@ def parse_sb_state(text: str) -> str:
 
 
 def parse_test_key(text: str) -> bool:
-    """``mokutil --test-key FILE``: True for "... is already enrolled", False for "... is not enrolled"."""
+    """``mokutil --test-key FILE``: True for "... is already enrolled", False for "... is not
+    enrolled"."""
     low = text.lower()
     if "is already enrolled" in low:
         return True

@@ -80,7 +80,12 @@ reason:
   type: str
 """
 
-from ansible.module_utils.aw_apt import ResolveError, parse_policy, resolve_driver_version, upstream_version
+from ansible.module_utils.aw_apt import (
+    ResolveError,
+    parse_policy,
+    resolve_driver_version,
+    upstream_version,
+)
 from ansible.module_utils.basic import AnsibleModule
 
 
@@ -103,9 +108,15 @@ def main():
     policy = parse_policy(out).get(p["package"])
     offered = policy.versions if policy else []
     installed = policy.installed if policy else None
-    base = {"changed": False, "installed": installed, "candidate": policy.candidate if policy else None}
+    base = {
+        "changed": False,
+        "installed": installed,
+        "candidate": policy.candidate if policy else None,
+    }
     try:
-        res = resolve_driver_version(offered, p["branch"], p["version"], installed, package=p["package"])
+        res = resolve_driver_version(
+            offered, p["branch"], p["version"], installed, package=p["package"]
+        )
     except ResolveError as exc:
         module.fail_json(
             msg=f"{p['variable']}={p['version']!r}: {exc} Nothing was changed. Set {p['variable']} "

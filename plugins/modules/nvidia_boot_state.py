@@ -17,7 +17,9 @@ version_added: "0.1.0"
 author: agent-workstation contributors
 options:
   module:
-    description: Regular expression of the DKMS module name (Debian C(nvidia-current), C(nvidia-current-open); NVIDIA and Ubuntu C(nvidia)).
+    description:
+      - Regular expression of the DKMS module name.
+      - Debian C(nvidia-current), C(nvidia-current-open); NVIDIA and Ubuntu C(nvidia).
     type: str
     default: "nvidia(-current)?(-open)?"
   version:
@@ -41,7 +43,9 @@ options:
     type: str
     required: true
   mok_key:
-    description: The DKMS signing certificate whose enrolment C(mokutil --test-key) checks when Secure Boot is on.
+    description:
+      - The DKMS signing certificate.
+      - Its enrolment is checked with C(mokutil --test-key) when Secure Boot is on.
     type: path
     default: /var/lib/dkms/mok.pub
 attributes:
@@ -63,7 +67,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 secure_boot:
-  description: C(enabled), C(disabled), C(unsupported) (no EFI or no Secure Boot) or C(unknown) (no mokutil).
+  description:
+    - C(enabled), C(disabled), C(unsupported) (no EFI or no Secure Boot) or C(unknown) (no mokutil).
   returned: always
   type: str
 dkms:
@@ -76,7 +81,7 @@ dkms_present:
   returned: always
   type: bool
 kernels:
-  description: The installed kernels (entries of O(modules_dir) that have a build or source tree or modules.dep).
+  description: The installed kernels (entries of O(modules_dir) with modules.dep, build or kernel).
   returned: always
   type: list
   elements: str
@@ -146,7 +151,9 @@ def main():
             secure_boot = parse_sb_state(out + err)
         mok_present = os.path.exists(p["mok_key"])
         if secure_boot == "enabled" and mok_present:
-            _, out, err = module.run_command([mokutil, "--test-key", p["mok_key"]], environ_update=env)
+            _, out, err = module.run_command(
+                [mokutil, "--test-key", p["mok_key"]], environ_update=env
+            )
             mok_enrolled = parse_test_key(out + err)
         dkms = module.get_bin_path(p["dkms"]) if not os.path.isabs(p["dkms"]) else p["dkms"]
         entries = []
@@ -158,7 +165,7 @@ def main():
     except AptInputError as exc:
         module.fail_json(msg=str(exc))
     kernels = _kernels(p["modules_dir"])
-    newest = newest_kernel(kernels + [p["running_kernel"]])
+    newest = newest_kernel([*kernels, p["running_kernel"]])
     wanted = sorted({p["running_kernel"], newest} - {None})
     missing = dkms_missing_kernels(entries, p["module"], p["version"], wanted)
     module.exit_json(

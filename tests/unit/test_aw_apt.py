@@ -61,12 +61,16 @@ def test_compare_versions(high, low):
 @pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg is not installed on this machine")
 @pytest.mark.parametrize(("high", "low"), PAIRS)
 def test_compare_versions_agrees_with_real_dpkg(high, low):
-    real = subprocess.run(["dpkg", "--compare-versions", high, "gt", low], check=False).returncode == 0
+    real = (
+        subprocess.run(["dpkg", "--compare-versions", high, "gt", low], check=False).returncode == 0
+    )
     assert real is (compare_versions(high, low) > 0)
 
 
 def test_sort_versions_newest_first():
-    assert sort_versions(["550.163.01-2", "550.163.01-4~bpo13+1", "550.163.01-2", "550.90.07-1"]) == [
+    assert sort_versions(
+        ["550.163.01-2", "550.163.01-4~bpo13+1", "550.163.01-2", "550.90.07-1"]
+    ) == [
         "550.163.01-4~bpo13+1",
         "550.163.01-2",
         "550.90.07-1",
@@ -90,7 +94,9 @@ def test_policy_debian13_with_backports():
 
 
 def test_policy_installed_two_packages():
-    out = parse_policy(_read(APT / "debian13-installed" / "apt-cache-policy-nvidia-smi-libnvidia-ml1.txt"))
+    out = parse_policy(
+        _read(APT / "debian13-installed" / "apt-cache-policy-nvidia-smi-libnvidia-ml1.txt")
+    )
     assert set(out) == {"nvidia-smi", "libnvidia-ml1"}
     smi = out["nvidia-smi"]
     assert smi.installed == "550.163.01-2"
@@ -107,14 +113,18 @@ def test_policy_debian12():
 
 
 def test_policy_cuda_repository_german_locale():
-    p = parse_policy(_read(APT / "cuda-repo" / "apt-cache-policy-nvidia-driver.debian12-cuda.de.txt"))
+    p = parse_policy(
+        _read(APT / "cuda-repo" / "apt-cache-policy-nvidia-driver.debian12-cuda.de.txt")
+    )
     drv = p["nvidia-driver"]
     assert drv.versions[:3] == ["560.28.03-1", "555.42.06-1", "555.42.02-1"]
     assert [o.version for o in drv.offers if o.installed] == ["555.42.06-1"]
 
 
 def test_policy_cuda_repository_negative_priority():
-    p = parse_policy(_read(APT / "cuda-repo" / "apt-cache-policy-cuda-drivers-fabricmanager.ubuntu2204-cuda.txt"))
+    p = parse_policy(
+        _read(APT / "cuda-repo" / "apt-cache-policy-cuda-drivers-fabricmanager.ubuntu2204-cuda.txt")
+    )
     fm = p["cuda-drivers-fabricmanager"]
     assert fm.offers[0].priorities == [-1] or fm.offers[0].priorities == [580, 580]
     assert len(fm.versions) == 5
@@ -132,7 +142,9 @@ def test_policy_garbage_is_refused():
 
 
 def test_madison_real():
-    m = parse_madison(_read(APT / "debian13-installed" / "apt-cache-madison-nvidia-smi-libnvidia-ml1.txt"))
+    m = parse_madison(
+        _read(APT / "debian13-installed" / "apt-cache-madison-nvidia-smi-libnvidia-ml1.txt")
+    )
     assert [o.version for o in m["nvidia-smi"]] == ["550.163.01-4~bpo13+1", "550.163.01-2"]
     assert [o.version for o in m["libnvidia-ml1"]] == ["550.163.01-4~bpo13+1", "550.163.01-2"]
     padded = parse_madison(_read(APT / "debian13" / "apt-cache-madison-dkms.txt"))
@@ -166,7 +178,10 @@ def test_resolve_glob_takes_newest_match():
 
 def test_resolve_none_keeps_installed_else_newest():
     offered = _offered("debian13")
-    assert resolve_driver_version(offered, "550", None, installed="550.163.01-2").version == "550.163.01-2"
+    assert (
+        resolve_driver_version(offered, "550", None, installed="550.163.01-2").version
+        == "550.163.01-2"
+    )
     assert resolve_driver_version(offered, "550", None).version == "550.163.01-4~bpo13+1"
 
 
@@ -179,14 +194,16 @@ def test_resolve_missing_version_lists_offered():
 
 def test_resolve_branch_not_offered_names_other_branches():
     # Debian 12's archive carries 535 only: a 550 pin there names what it does carry.
-    with pytest.raises(ResolveError, match=r"branch 550 on offer: none; other branches offered: 535"):
+    with pytest.raises(
+        ResolveError, match=r"branch 550 on offer: none; other branches offered: 535"
+    ):
         resolve_driver_version(_offered("debian12"), "550", "550.163.01-2")
 
 
 def test_resolve_cuda_repo_branch():
-    offered = parse_policy(_read(APT / "cuda-repo" / "apt-cache-policy-nvidia-driver.debian12-cuda.de.txt"))[
-        "nvidia-driver"
-    ].versions
+    offered = parse_policy(
+        _read(APT / "cuda-repo" / "apt-cache-policy-nvidia-driver.debian12-cuda.de.txt")
+    )["nvidia-driver"].versions
     assert resolve_driver_version(offered, "550", "550.*").version == "550.90.07-1"
     assert resolve_driver_version(offered, "545", None).version == "545.23.08-1"
     with pytest.raises(ResolveError, match="580"):
@@ -207,17 +224,21 @@ def test_upstream_version():
 
 
 def test_dkms_debian_names_its_module_nvidia_current():
-    entries = parse_dkms_status(_read(HOST / "dkms-status-debian13-nvidia-current-550.recorded.txt"))
+    entries = parse_dkms_status(
+        _read(HOST / "dkms-status-debian13-nvidia-current-550.recorded.txt")
+    )
     assert [(e.module, e.version, e.kernel, e.state) for e in entries] == [
         ("nvidia-current", "550.163.01", "6.12.107+deb13-amd64", "installed")
     ]
     module = "nvidia(-current)?(-open)?"
     assert dkms_missing_kernels(entries, module, "550.163.01", ["6.12.107+deb13-amd64"]) == []
-    assert dkms_missing_kernels(entries, module, "550.163.01", ["6.12.107+deb13-amd64", "6.12.117+deb13-amd64"]) == [
-        "6.12.117+deb13-amd64"
-    ]
+    assert dkms_missing_kernels(
+        entries, module, "550.163.01", ["6.12.107+deb13-amd64", "6.12.117+deb13-amd64"]
+    ) == ["6.12.117+deb13-amd64"]
     # a module of another version does not count
-    assert dkms_missing_kernels(entries, module, "550.144.03", ["6.12.107+deb13-amd64"]) == ["6.12.107+deb13-amd64"]
+    assert dkms_missing_kernels(entries, module, "550.144.03", ["6.12.107+deb13-amd64"]) == [
+        "6.12.107+deb13-amd64"
+    ]
 
 
 def test_dkms_two_kernels_nvidia():
@@ -230,15 +251,16 @@ def test_dkms_two_kernels_nvidia():
 def test_dkms2_format_and_built_is_not_installed():
     entries = parse_dkms_status(_read(HOST / "dkms-status-dkms2-two-kernels.handmade.txt"))
     assert [e.state for e in entries] == ["installed", "built"]
-    assert dkms_missing_kernels(entries, "nvidia", "535.261.03", ["6.1.0-37-amd64", "6.1.0-38-amd64"]) == [
-        "6.1.0-38-amd64"
-    ]
+    assert dkms_missing_kernels(
+        entries, "nvidia", "535.261.03", ["6.1.0-37-amd64", "6.1.0-38-amd64"]
+    ) == ["6.1.0-38-amd64"]
 
 
 def test_dkms_added_only_and_warning_note():
     entries = parse_dkms_status(
         "nvidia-current/550.163.01: added\n"
-        "nvidia/595.45.04, 6.19.6+deb14-amd64, x86_64: installed (WARNING! Diff between built and installed module!)\n"
+        "nvidia/595.45.04, 6.19.6+deb14-amd64, x86_64: installed"
+        " (WARNING! Diff between built and installed module!)\n"
     )
     assert entries[0].kernel is None and entries[0].state == "added"
     assert entries[1].state == "installed"
@@ -249,7 +271,10 @@ def test_newest_kernel_orders_like_dpkg():
 
 
 def test_sb_state_real_container_output():
-    assert parse_sb_state(_read(HOST / "mokutil-sb-state-no-efi.debian13-container.txt")) == "unsupported"
+    assert (
+        parse_sb_state(_read(HOST / "mokutil-sb-state-no-efi.debian13-container.txt"))
+        == "unsupported"
+    )
 
 
 @pytest.mark.parametrize(
@@ -304,7 +329,16 @@ def test_gpg_real_run_matches_fixture(tmp_path):
     if not shutil.which("gpg") or not __import__("os").path.exists(key):
         pytest.skip(f"{key} is not on this machine")
     out = subprocess.run(
-        ["gpg", "--batch", "--no-options", "--homedir", str(tmp_path), "--show-keys", "--with-colons", key],
+        [
+            "gpg",
+            "--batch",
+            "--no-options",
+            "--homedir",
+            str(tmp_path),
+            "--show-keys",
+            "--with-colons",
+            key,
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -8,7 +8,10 @@ SERVICE_USER = "agent"
 DATA_DIR = "/srv/agent-workstation"
 
 
-@pytest.mark.parametrize("name", ["acl", "curl", "jq", "unattended-upgrades", "less", "python3-debian", "systemd-timesyncd"])
+@pytest.mark.parametrize(
+    "name",
+    ["acl", "curl", "jq", "unattended-upgrades", "less", "python3-debian", "systemd-timesyncd"],
+)
 def test_packages_installed(host, name):
     assert host.package(name).is_installed
 

@@ -162,7 +162,9 @@ def test_dhcpv6_replies_accepted_from_link_local(host):
     rules = [
         r
         for r in input_rules(host)
-        if _udp_ports(r, "sport") == 547 and _udp_ports(r, "dport") == 546 and any("accept" in e for e in r["expr"])
+        if _udp_ports(r, "sport") == 547
+        and _udp_ports(r, "dport") == 546
+        and any("accept" in e for e in r["expr"])
     ]
     assert len(rules) == 1, input_rules(host)
     saddr = [

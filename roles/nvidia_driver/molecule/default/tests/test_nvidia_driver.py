@@ -108,7 +108,10 @@ def test_device_nodes_unit_before_user_managers(host):
     assert "nvidia-device-nodes.service" in deps.split("Wants=", 1)[1].split("\n", 1)[0]
     assert "nvidia-device-nodes.service" in deps.split("After=", 1)[1]
     # in a container the unit's condition keeps it from running (the device nodes are the host's)
-    cond = host.run("systemctl start nvidia-device-nodes.service && systemctl show -p ConditionResult nvidia-device-nodes.service")
+    cond = host.run(
+        "systemctl start nvidia-device-nodes.service"
+        " && systemctl show -p ConditionResult nvidia-device-nodes.service"
+    )
     assert "ConditionResult=no" in cond.stdout, cond.stdout + cond.stderr
 
 
