@@ -8,7 +8,10 @@ SERVICE_USER = "agent"
 DATA_DIR = "/srv/agent-workstation"
 
 
-@pytest.mark.parametrize("name", ["acl", "curl", "jq", "unattended-upgrades", "less"])
+@pytest.mark.parametrize(
+    "name",
+    ["acl", "curl", "jq", "unattended-upgrades", "less", "python3-debian", "systemd-timesyncd"],
+)
 def test_packages_installed(host, name):
     assert host.package(name).is_installed
 
@@ -78,3 +81,9 @@ def test_system_is_running(host):
     # systemd as PID 1 must be healthy after the role: nothing it started failed.
     state = host.run("systemctl is-system-running").stdout.strip()
     assert state == "running", host.run("systemctl --failed --no-legend").stdout
+
+
+def test_deb822_repository_can_import_python_debian(host):
+    # ansible.builtin.deb822_repository imports debian.deb822 on the managed host
+    cmd = host.run("python3 -c 'import debian.deb822'")
+    assert cmd.rc == 0, cmd.stderr

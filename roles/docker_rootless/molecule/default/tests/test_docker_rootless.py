@@ -137,3 +137,11 @@ def test_containers_reach_the_host_loopback_as_configured(host):
             assert fetch.rc != 0, "Debian 12's rootlesskit must keep the host loopback closed"
     finally:
         host.run("systemctl stop aw-loopback-probe.service")
+
+
+def test_engine_environment_names_the_users_toolkit_config(host):
+    # The NVIDIA runtime, started by this dockerd, reads
+    # $XDG_CONFIG_HOME/nvidia-container-runtime/config.toml only when XDG_CONFIG_HOME is set.
+    pid = host.check_output("pgrep -u %s -x dockerd", USER).split()[0]
+    environ = host.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid).splitlines()
+    assert f"XDG_CONFIG_HOME=/home/{USER}/.config" in environ, environ

@@ -147,3 +147,35 @@ def test_bindings_check_rejects_the_public_listener(host, extra_listener):
     assert re.search(r"without\s+being\s+allowed:\s+python3\s+on\s+0\.0\.0\.0:8080[.;]", out), out
     # the allowed stand-in (python3:443) is not reported
     assert not re.search(r"python3\s+on\s+0\.0\.0\.0:443\b", out), out
+
+
+def _udp_ports(rule, field):
+    for expr in rule["expr"]:
+        left = expr.get("match", {}).get("left", {}).get("payload", {})
+        if left.get("protocol") == "udp" and left.get("field") == field:
+            return expr["match"]["right"]
+    return None
+
+
+def test_dhcpv6_replies_accepted_from_link_local(host):
+    # read back from the kernel's loaded ruleset (nft -j), not from the file
+    rules = [
+        r
+        for r in input_rules(host)
+        if _udp_ports(r, "sport") == 547
+        and _udp_ports(r, "dport") == 546
+        and any("accept" in e for e in r["expr"])
+    ]
+    assert len(rules) == 1, input_rules(host)
+    saddr = [
+        e["match"]["right"]
+        for e in rules[0]["expr"]
+        if e.get("match", {}).get("left", {}).get("payload", {}).get("field") == "saddr"
+    ]
+    assert saddr == [{"prefix": {"addr": "fe80::", "len": 10}}]
+
+
+def test_only_dhcpv6_replies_among_udp(host):
+    # No other UDP port is opened by that rule: the only UDP accept is 547 -> 546.
+    udp = [r for r in input_rules(host) if _udp_ports(r, "dport") is not None]
+    assert [_udp_ports(r, "dport") for r in udp] == [546]

@@ -40,3 +40,19 @@ def test_user_config_no_cgroups(host):
 
 def test_no_nvidia_repository_when_disabled(host):
     assert not host.file("/etc/apt/sources.list.d/nvidia-container-toolkit.sources").exists
+
+
+def test_pinned_and_held_against_a_newer_offer(host):
+    policy = host.check_output("apt-cache policy nvidia-container-toolkit")
+    # the stand-in repository offers 1.18.0-1; the role's pin keeps 1.17.8-1 the candidate
+    assert "1.18.0-1" in policy
+    assert "Candidate: 1.17.8-1" in policy
+    assert "nvidia-container-toolkit" in host.check_output("apt-mark showhold").split()
+    sim = host.check_output("apt-get -s -o Debug::NoLocking=1 dist-upgrade")
+    assert not re.search(r"^Inst nvidia-container-toolkit", sim, re.M), sim
+
+
+def test_pin_file(host):
+    pref = host.file("/etc/apt/preferences.d/agent-workstation-nvidia-container-toolkit.pref")
+    assert pref.mode == 0o644
+    assert "Pin: version 1.17.8-1" in pref.content_string

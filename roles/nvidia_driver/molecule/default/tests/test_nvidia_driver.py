@@ -87,3 +87,35 @@ def test_power_limit_unit_and_no_needless_pl(host):
 def test_apt_upgrade_leaves_driver_alone(host):
     sim = host.check_output("apt-get -s -o Debug::NoLocking=1 dist-upgrade")
     assert not re.search(r"^Inst (nvidia-|libnvidia-)", sim, re.M), sim
+
+
+def test_kernel_headers_meta_package_installed(host):
+    # The meta package follows kernel updates (trixie's dkms does not pull headers itself). In a
+    # container the running kernel is the host's, so only the meta package is installed.
+    pkg = host.package("linux-headers-amd64")
+    assert pkg.is_installed
+    # it is not an NVIDIA package: not held by the driver role
+    assert "linux-headers-amd64" not in host.check_output("apt-mark showhold").split()
+
+
+def test_device_nodes_unit_before_user_managers(host):
+    unit = host.file("/etc/systemd/system/nvidia-device-nodes.service").content_string
+    assert "ExecStart=/usr/bin/nvidia-modprobe -u -c=0" in unit
+    assert "Before=systemd-user-sessions.service" in unit
+    assert host.service("nvidia-device-nodes.service").is_enabled
+    # every user@UID.service instance wants and follows it (a drop-in on the template)
+    deps = host.check_output("systemctl show -p Wants -p After user@1000.service")
+    assert "nvidia-device-nodes.service" in deps.split("Wants=", 1)[1].split("\n", 1)[0]
+    assert "nvidia-device-nodes.service" in deps.split("After=", 1)[1]
+    # in a container the unit's condition keeps it from running (the device nodes are the host's)
+    cond = host.run(
+        "systemctl start nvidia-device-nodes.service"
+        " && systemctl show -p ConditionResult nvidia-device-nodes.service"
+    )
+    assert "ConditionResult=no" in cond.stdout, cond.stdout + cond.stderr
+
+
+def test_resolved_version_recorded_in_pin(host):
+    pinned = PINNED[_codename(host)]
+    pref = host.file("/etc/apt/preferences.d/agent-workstation-nvidia.pref").content_string
+    assert f"Pin: version {pinned}" in pref
