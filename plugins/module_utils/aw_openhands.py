@@ -32,7 +32,13 @@ from collections.abc import Callable
 from typing import Any
 
 # LLM fields this project manages (openhands-sdk LLM model); everything else is left alone.
-MANAGED_FIELDS = ("model", "base_url", "max_input_tokens", "max_output_tokens", "native_tool_calling")
+MANAGED_FIELDS = (
+    "model",
+    "base_url",
+    "max_input_tokens",
+    "max_output_tokens",
+    "native_tool_calling",
+)
 
 
 # ---------------------------------------------------------------- pure functions
@@ -56,7 +62,9 @@ def desired_llm(
             "'openai/<served model name>' for vLLM's OpenAI API"
         )
     if not base_url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url is {base_url!r}: it must be an http(s) URL, e.g. http://host:8000/v1")
+        raise ValueError(
+            f"base_url is {base_url!r}: it must be an http(s) URL, e.g. http://host:8000/v1"
+        )
     wanted: dict[str, Any] = {
         "model": model,
         "base_url": base_url,
@@ -100,8 +108,10 @@ def plan(
     if not key_set:
         key_reason = "no key is stored"
     elif stored_fingerprint != fingerprint:
-        key_reason = "the key differs from the one last written" if stored_fingerprint else (
-            "the stored key was not written by this role"
+        key_reason = (
+            "the key differs from the one last written"
+            if stored_fingerprint
+            else ("the stored key was not written by this role")
         )
     return {"changed": bool(fields) or key_reason is not None, "fields": fields, "key": key_reason}
 
@@ -154,6 +164,7 @@ def wait_alive(
     url: str,
     headers: dict[str, str],
     timeout: float,
+    *,
     poll_interval: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,

@@ -163,7 +163,9 @@ def messages_tool_payload(model: str, max_tokens: int = 64) -> dict[str, Any]:
         "model": model,
         "max_tokens": max_tokens,
         "stream": True,
-        "tools": [{"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}],
+        "tools": [
+            {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}
+        ],
         "tool_choice": {"type": "auto"},
         "messages": [{"role": "user", "content": TOOL_PROMPT}],
     }
@@ -206,7 +208,9 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
                     try:
                         decoded = json.loads(payload)
                     except ValueError as exc:
-                        raise ValueError(f"event {name or '?'}: data is not JSON: {payload[:120]}") from exc
+                        raise ValueError(
+                            f"event {name or '?'}: data is not JSON: {payload[:120]}"
+                        ) from exc
                     events.append((name or str(decoded.get("type", "")), decoded))
             name, data = "", []
         elif line.startswith(":"):
@@ -231,7 +235,13 @@ def check_messages_stream(events: list[tuple[str, Any]], tool: str = TOOL_NAME) 
 
     Returns {ok, problem, stop_reason, tool_calls: [{name, input}], text}.
     """
-    out: dict[str, Any] = {"ok": False, "problem": None, "stop_reason": None, "tool_calls": [], "text": ""}
+    out: dict[str, Any] = {
+        "ok": False,
+        "problem": None,
+        "stop_reason": None,
+        "tool_calls": [],
+        "text": "",
+    }
 
     def bad(problem: str) -> dict[str, Any]:
         out["problem"] = problem
@@ -253,7 +263,12 @@ def check_messages_stream(events: list[tuple[str, Any]], tool: str = TOOL_NAME) 
             block = data.get("content_block") or {}
             if not isinstance(index, int) or index in blocks:
                 return bad(f"content_block_start with a bad or repeated index {index!r}")
-            blocks[index] = {"type": block.get("type"), "name": block.get("name"), "json": "", "open": True}
+            blocks[index] = {
+                "type": block.get("type"),
+                "name": block.get("name"),
+                "json": "",
+                "open": True,
+            }
         elif name == "content_block_delta":
             index = data.get("index")
             delta = data.get("delta") or {}
@@ -276,7 +291,9 @@ def check_messages_stream(events: list[tuple[str, Any]], tool: str = TOOL_NAME) 
     for block in blocks.values():
         if block["type"] == "tool_use":
             if block["name"] != tool:
-                return bad(f"a tool_use block names {block['name']!r}, not the offered tool {tool!r}")
+                return bad(
+                    f"a tool_use block names {block['name']!r}, not the offered tool {tool!r}"
+                )
             arguments = _json_object(block["json"])
             if arguments is None:
                 return bad(f"the tool_use input is not a JSON object: {block['json'][:120]!r}")
@@ -294,7 +311,13 @@ def check_chat_tool_response(body: Any, tool: str = TOOL_NAME) -> dict[str, Any]
 
     Returns {ok, problem, finish_reason, tool_calls: [{name, arguments}], text}.
     """
-    out: dict[str, Any] = {"ok": False, "problem": None, "finish_reason": None, "tool_calls": [], "text": ""}
+    out: dict[str, Any] = {
+        "ok": False,
+        "problem": None,
+        "finish_reason": None,
+        "tool_calls": [],
+        "text": "",
+    }
 
     def bad(problem: str) -> dict[str, Any]:
         out["problem"] = problem
@@ -319,7 +342,9 @@ def check_chat_tool_response(body: Any, tool: str = TOOL_NAME) -> dict[str, Any]
             return bad(f"a tool call names {function.get('name')!r}, not the offered tool {tool!r}")
         arguments = _json_object(str(function.get("arguments", "")))
         if arguments is None:
-            return bad(f"tool call arguments are not a JSON object: {function.get('arguments')!r}"[:200])
+            return bad(
+                f"tool call arguments are not a JSON object: {function.get('arguments')!r}"[:200]
+            )
         out["tool_calls"].append({"name": function["name"], "arguments": arguments})
     if out["finish_reason"] not in OPENAI_FINISH_REASONS:
         return bad(f"finish_reason is {out['finish_reason']!r}, not one of {OPENAI_FINISH_REASONS}")
@@ -509,8 +534,15 @@ def wait_ready(
             except ValueError as exc:
                 verdict = {"ok": False, "problem": str(exc)}
         else:
-            verdict = {"ok": False, "problem": error_detail(reply.json(), reply.text or str(reply.error))}
-        result["checks"]["tools_messages_stream"] = {"model": model, "status": reply.status, **verdict}
+            verdict = {
+                "ok": False,
+                "problem": error_detail(reply.json(), reply.text or str(reply.error)),
+            }
+        result["checks"]["tools_messages_stream"] = {
+            "model": model,
+            "status": reply.status,
+            **verdict,
+        }
         if not verdict["ok"]:
             return done(
                 "tools_failed",

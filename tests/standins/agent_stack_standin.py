@@ -51,12 +51,35 @@ from typing import Any
 QDRANT_VERSION = "1.19.1"
 # TEI 1.9.3 router/src/main.rs, `struct Args` (clap long names): the only arguments it accepts.
 TEI_ARGS = (
-    "model-id revision tokenization-workers dtype served-model-name pooling "
-    "max-concurrent-requests max-batch-tokens max-batch-requests max-client-batch-size "
-    "auto-truncate default-prompt-name default-prompt dense-path hf-api-token hf-token hostname "
-    "port uds-path huggingface-hub-cache payload-limit api-key json-output disable-spans "
-    "otlp-endpoint otlp-service-name prometheus-port cors-allow-origin"
-).split()
+    "model-id",
+    "revision",
+    "tokenization-workers",
+    "dtype",
+    "served-model-name",
+    "pooling",
+    "max-concurrent-requests",
+    "max-batch-tokens",
+    "max-batch-requests",
+    "max-client-batch-size",
+    "auto-truncate",
+    "default-prompt-name",
+    "default-prompt",
+    "dense-path",
+    "hf-api-token",
+    "hf-token",
+    "hostname",
+    "port",
+    "uds-path",
+    "huggingface-hub-cache",
+    "payload-limit",
+    "api-key",
+    "json-output",
+    "disable-spans",
+    "otlp-endpoint",
+    "otlp-service-name",
+    "prometheus-port",
+    "cors-allow-origin",
+)
 TEI_FLAGS = {"auto-truncate", "json-output", "disable-spans"}
 
 
@@ -170,7 +193,9 @@ def tei_arguments(argv: list[str]) -> dict[str, str | bool]:
         else:
             i += 1
             if i >= len(argv):
-                print(f"error: a value is required for '--{name} <{name.upper()}>'", file=sys.stderr)
+                print(
+                    f"error: a value is required for '--{name} <{name.upper()}>'", file=sys.stderr
+                )
                 raise SystemExit(2)
             parsed[name] = argv[i]
         i += 1
@@ -195,7 +220,9 @@ def openhands_load() -> dict[str, Any] | None:
 def deep_merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in diff.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
     return out
 
 
@@ -236,12 +263,18 @@ def openhands_wiring() -> dict[str, Any]:
     _status, settings = openhands_get()
     return {
         "settings_writes": OPENHANDS_WRITES["count"],
-        "llm": (settings.get("agent_settings") or {}).get("llm") if isinstance(settings, dict) else None,
+        "llm": (settings.get("agent_settings") or {}).get("llm")
+        if isinstance(settings, dict)
+        else None,
         "docker_ping": {"status": ping[0], "body": ping[1]},
         "environment": {
             k: os.environ.get(k)
-            for k in ("AGENT_SERVER_IMAGE_REPOSITORY", "AGENT_SERVER_IMAGE_TAG", "SANDBOX_HOST_PORT",
-                      "OH_PERSISTENCE_DIR")
+            for k in (
+                "AGENT_SERVER_IMAGE_REPOSITORY",
+                "AGENT_SERVER_IMAGE_TAG",
+                "SANDBOX_HOST_PORT",
+                "OH_PERSISTENCE_DIR",
+            )
         },
     }
 
@@ -360,9 +393,7 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                         )
                     # Deterministic stand-in scores (not a model): longer shared words rank higher.
                     words = set(body["query"].lower().split())
-                    scores = [
-                        len(words & set(t.lower().split())) / (1 + len(words)) for t in texts
-                    ]
+                    scores = [len(words & set(t.lower().split())) / (1 + len(words)) for t in texts]
                     ranks = [{"index": i, "score": sc} for i, sc in enumerate(scores)]
                     ranks.sort(key=lambda r: r["score"], reverse=True)
                     return self.send(200, ranks)

@@ -34,7 +34,9 @@ def main(argv: list[str]) -> int:
         print(f"vllm stand-in: missing arguments {missing}", file=sys.stderr)
         return 2
     revision = next((a.split("=", 1)[1] for a in args if a.startswith("--revision=")), "")
-    if not re.fullmatch(r"[0-9a-f]{40}", revision) or revision != os.environ.get("AW_MODEL_REVISION"):
+    if not re.fullmatch(r"[0-9a-f]{40}", revision) or revision != os.environ.get(
+        "AW_MODEL_REVISION"
+    ):
         print(f"vllm stand-in: --revision {revision!r} is not the pinned commit", file=sys.stderr)
         return 2
     if os.environ.get("HF_HUB_OFFLINE") != "1":

@@ -98,15 +98,41 @@ class Standin:
 def _stream_of(message: dict[str, Any]) -> str:
     """A non-tool Anthropic stream built from a recorded message (same event order as vLLM)."""
     start = {**message, "content": [], "stop_reason": None}
-    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
     for i, block in enumerate(message.get("content", [])):
-        events.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                               "content_block": {"type": "text", "text": ""}}))
-        events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                               "delta": {"type": "text_delta", "text": block.get("text", "")}}))
+        events.append(
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
+        events.append(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": i,
+                    "delta": {"type": "text_delta", "text": block.get("text", "")},
+                },
+            )
+        )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": message.get("stop_reason")},
-                                     "usage": message.get("usage", {})}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message.get("stop_reason")},
+                "usage": message.get("usage", {}),
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
 
@@ -189,14 +215,25 @@ def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
             tools = bool(body_in.get("tools"))
             if self.path == "/v1/chat/completions":
                 if tools:
-                    self._json(200, json.loads(json.dumps(state.tool_chat).replace(
-                        TOOL_RECORDED_MODEL, state.served[0])))
+                    self._json(
+                        200,
+                        json.loads(
+                            json.dumps(state.tool_chat).replace(
+                                TOOL_RECORDED_MODEL, state.served[0]
+                            )
+                        ),
+                    )
                 else:
                     self._json(200, state.echo(state.chat_template))
             elif body_in.get("stream"):
-                text = state.tool_stream if tools else _stream_of(state.echo(state.messages_template))
-                self._send(200, text.replace(TOOL_RECORDED_MODEL, state.served[0]).encode(),
-                           "text/event-stream; charset=utf-8")
+                text = (
+                    state.tool_stream if tools else _stream_of(state.echo(state.messages_template))
+                )
+                self._send(
+                    200,
+                    text.replace(TOOL_RECORDED_MODEL, state.served[0]).encode(),
+                    "text/event-stream; charset=utf-8",
+                )
             else:
                 self._json(200, state.echo(state.messages_template))
 

@@ -28,7 +28,10 @@ def get_body(llm: dict, key_set: bool) -> dict:
 
 
 def test_desired_drops_unset_fields_and_checks_input():
-    assert desired_llm("openai/m", "http://x:1/v1") == {"model": "openai/m", "base_url": "http://x:1/v1"}
+    assert desired_llm("openai/m", "http://x:1/v1") == {
+        "model": "openai/m",
+        "base_url": "http://x:1/v1",
+    }
     with pytest.raises(ValueError, match="provider prefix"):
         desired_llm("qwen", "http://x/v1")
     with pytest.raises(ValueError, match="http"):
@@ -37,10 +40,12 @@ def test_desired_drops_unset_fields_and_checks_input():
 
 def test_current_from_404_and_from_a_body():
     assert current_llm(None) == ({}, False)
-    llm, key_set = current_llm(get_body({"model": "openai/qwen", "base_url": "u", "temperature": 0}, True))
+    llm, key_set = current_llm(
+        get_body({"model": "openai/qwen", "base_url": "u", "temperature": 0}, True)
+    )
     assert llm == {"model": "openai/qwen", "base_url": "u"}
     assert key_set is True
-    with pytest.raises(ValueError, match="agent_settings.llm"):
+    with pytest.raises(ValueError, match=r"agent_settings\.llm"):
         current_llm({"error": "Invalid token"})
 
 
@@ -49,10 +54,28 @@ def test_current_from_404_and_from_a_body():
     [
         ({}, False, None, set(WANT), "no key is stored"),
         (dict(WANT), True, key_fingerprint("k"), set(), None),
-        (dict(WANT), True, key_fingerprint("old"), set(), "the key differs from the one last written"),
+        (
+            dict(WANT),
+            True,
+            key_fingerprint("old"),
+            set(),
+            "the key differs from the one last written",
+        ),
         (dict(WANT), True, None, set(), "the stored key was not written by this role"),
-        ({**WANT, "base_url": "http://vllm:8000/v1"}, True, key_fingerprint("k"), {"base_url"}, None),
-        ({**WANT, "max_output_tokens": None}, True, key_fingerprint("k"), {"max_output_tokens"}, None),
+        (
+            {**WANT, "base_url": "http://vllm:8000/v1"},
+            True,
+            key_fingerprint("k"),
+            {"base_url"},
+            None,
+        ),
+        (
+            {**WANT, "max_output_tokens": None},
+            True,
+            key_fingerprint("k"),
+            {"max_output_tokens"},
+            None,
+        ),
     ],
 )
 def test_plan(stored_llm, key_set, stored_fp, fields, key):
@@ -76,7 +99,13 @@ def test_fingerprint_is_not_the_key():
 
 @pytest.mark.parametrize(
     ("status", "body", "alive"),
-    [(200, {"status": "ok"}, True), (200, "OK", False), (200, None, False), (502, None, False), (None, None, False)],
+    [
+        (200, {"status": "ok"}, True),
+        (200, "OK", False),
+        (200, None, False),
+        (502, None, False),
+        (None, None, False),
+    ],
 )
 def test_alive(status, body, alive):
     assert is_alive(status, body) is alive

@@ -20,7 +20,12 @@ assert _spec and _spec.loader
 adapter = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(adapter)
 
-OPENWEBUI_BODY = {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["a", "b", "c"], "top_n": 3}
+OPENWEBUI_BODY = {
+    "model": "BAAI/bge-reranker-v2-m3",
+    "query": "q",
+    "documents": ["a", "b", "c"],
+    "top_n": 3,
+}
 
 
 def test_openwebui_body_becomes_tei_body():
@@ -65,7 +70,9 @@ def test_tei_ranks_become_results_sorted_and_cut():
     assert scores == [0.5, 0.9]
 
 
-@pytest.mark.parametrize("ranks", [{"error": "x"}, [{"index": 5, "score": 1}], [{"score": 1}], [{"index": 0}]])
+@pytest.mark.parametrize(
+    "ranks", [{"error": "x"}, [{"index": 5, "score": 1}], [{"score": 1}], [{"index": 0}]]
+)
 def test_bad_tei_answers(ranks):
     with pytest.raises(ValueError):
         adapter.from_tei(ranks, ["a"], "m", None, False)
@@ -82,7 +89,9 @@ def test_end_to_end_against_a_tei_shaped_upstream():
                 self.send_response(422)
                 self.end_headers()
                 return
-            data = json.dumps([{"index": i, "score": 1.0 / (i + 1)} for i in range(len(body["texts"]))]).encode()
+            data = json.dumps(
+                [{"index": i, "score": 1.0 / (i + 1)} for i in range(len(body["texts"]))]
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -92,7 +101,9 @@ def test_end_to_end_against_a_tei_shaped_upstream():
             pass
 
     tei = ThreadingHTTPServer(("127.0.0.1", 0), Tei)
-    front = ThreadingHTTPServer(("127.0.0.1", 0), adapter.make_handler(f"http://127.0.0.1:{tei.server_port}"))
+    front = ThreadingHTTPServer(
+        ("127.0.0.1", 0), adapter.make_handler(f"http://127.0.0.1:{tei.server_port}")
+    )
     for server in (tei, front):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

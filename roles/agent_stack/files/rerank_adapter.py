@@ -131,12 +131,14 @@ def make_handler(upstream: str) -> type[BaseHTTPRequestHandler]:
             try:
                 self.reply(
                     200,
-                    from_tei(ranks, tei["texts"], str(body.get("model", "")), top_n, return_documents),
+                    from_tei(
+                        ranks, tei["texts"], str(body.get("model", "")), top_n, return_documents
+                    ),
                 )
             except ValueError as exc:
                 self.reply(502, {"error": str(exc)})
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's name)
+        def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write("rerank-adapter: " + (format % args) + "\n")
 
     return Handler
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstream", required=True, help="TEI base URL, e.g. http://tei-rerank:80")
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), make_handler(args.upstream.rstrip("/")))
+    server = ThreadingHTTPServer(
+        (host or "0.0.0.0", int(port)), make_handler(args.upstream.rstrip("/"))
+    )
     server.serve_forever()
 
 

@@ -21,4 +21,6 @@ def snapshot_download(repo_id: str, revision: str | None = None, **_: object) ->
     os.makedirs(cache, exist_ok=True)
     with open(os.path.join(cache, "standin-downloads"), "a", encoding="utf-8") as handle:
         handle.write(f"{repo_id}@{revision}\n")
-    return os.path.join(cache, "hub", "models--" + repo_id.replace("/", "--"), "snapshots", revision)
+    return os.path.join(
+        cache, "hub", "models--" + repo_id.replace("/", "--"), "snapshots", revision
+    )
