@@ -11,7 +11,7 @@ description:
     This module waits until the app answers C(GET /alive), reads C(GET /api/v1/settings),
     compares the managed fields (C(model), C(base_url), C(max_input_tokens),
     C(max_output_tokens), C(native_tool_calling)) and whether the key is the one last written,
-    and only on a difference posts C({"agent_settings_diff": {"llm": {...}}}) to
+    and only on a difference posts the fields as C(agent_settings_diff.llm) to
     C(/api/v1/settings), then reads the settings back to confirm.
   - The key is never returned by OpenHands (GET masks it); a SHA-256 fingerprint of the key
     written is kept in O(key_state_file) so that a changed key is written again.
