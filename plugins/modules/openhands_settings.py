@@ -15,7 +15,7 @@ description:
     C(/api/v1/settings), then reads the settings back to confirm.
   - The key is never returned by OpenHands (GET masks it); a SHA-256 fingerprint of the key
     written is kept in O(key_state_file) so that a changed key is written again.
-  - Uses only the Python standard library. Source of the request and response shapes:
+  - Uses only the Python standard library. The request and response shapes come from
     openhands-ai 1.11.0 C(openhands/app_server/settings/settings_router.py).
 version_added: "0.1.0"
 author: agent-workstation contributors
