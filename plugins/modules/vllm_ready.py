@@ -15,12 +15,12 @@ description:
   - Then optionally a one-token chat completion (O(check_completion)) and, for each alias,
     a one-token Anthropic-format C(/v1/messages) call (O(check_messages)).
   - Then optionally (O(check_tools)) a streamed C(/v1/messages) call and a non-streamed chat
-    completion, each offering one tool: both must come back well-formed (status 200, SSE
+    completion, each offering one tool; both must come back well-formed (status 200, SSE
     event order, closed content blocks, a valid C(stop_reason)/C(finish_reason), and any tool
     call naming the offered tool with JSON-object arguments). A model may answer in text.
-  - Every request carries exactly the headers a real client sends: C(Authorization Bearer)
+  - Every request carries exactly the headers a real client sends, C(Authorization Bearer)
     (vLLM reads no other), plus C(anthropic-version) on C(/v1/messages), as Claude Code
-    sends with C(ANTHROPIC_AUTH_TOKEN). No C(x-api-key): vLLM answers 401 to that.
+    sends with C(ANTHROPIC_AUTH_TOKEN). No C(x-api-key), which vLLM answers with 401.
   - Then reads C(/metrics) (C(vllm:kv_cache_usage_perc), or the older
     C(vllm:gpu_cache_usage_perc), and the request gauges).
   - Uses only the Python standard library; changes nothing.
