@@ -128,7 +128,7 @@ missing_models:
   elements: str
 checks:
   description: Results of the completion, messages and tool-call checks (C(tools_messages_stream),
-    C(tools_chat): status, ok, problem, stop or finish reason, the tool calls seen).
+    C(tools_chat), each with status, ok, problem, stop or finish reason and the tool calls seen).
   returned: always
   type: dict
 metrics:
