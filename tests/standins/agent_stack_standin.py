@@ -148,7 +148,7 @@ def openwebui_wiring() -> dict[str, Any]:
             {"Authorization": f"Bearer {env.get('RAG_EXTERNAL_RERANKER_API_KEY', '')}"},
             {
                 "model": env.get("RAG_RERANKING_MODEL", ""),
-                "query": "which one is about llamas?",
+                "query": "which text is about llamas",
                 "documents": ["a text about pandas", "a text about llamas"],
                 "top_n": 2,
             },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -180,7 +181,9 @@ def test_qdrant_refuses_to_start_without_its_key_file(host):
     ).strip()
     cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=qdrant").strip()
     entry = json.loads(sh(host, f"{DOCKER} inspect {cid}"))[0]["Config"]["Entrypoint"]
-    run = host.run(f"{DOCKER} run --rm --entrypoint {entry[0]} {image} {entry[1]} '{entry[2]}'")
+    run = host.run(
+        f"{DOCKER} run --rm --entrypoint {entry[0]} {image} {entry[1]} {shlex.quote(entry[2])}"
+    )
     assert run.rc == 1, run.stdout + run.stderr
     assert "refusing to start without an API key" in run.stderr
 
