@@ -6,6 +6,15 @@ Facts this relies on: while the model loads, vLLM does not listen at all (connec
 ``/health`` answers 200 (empty body) when ready and 503 once the engine has died;
 ``/v1/models`` lists the ``--served-model-name`` aliases; the KV-cache gauge is
 ``vllm:kv_cache_usage_perc`` on newer releases and ``vllm:gpu_cache_usage_perc`` on older.
+vLLM's API-key middleware reads ``Authorization: Bearer`` only (``x-api-key`` gets 401), and
+only on ``/v1/*``: the checks send exactly what a real client sends (``client_headers``).
+
+Tool-call checks: a streamed Anthropic ``/v1/messages`` call and a non-streamed OpenAI chat
+completion, each with one tool. What is checked is the protocol (status, SSE event order,
+content blocks, ``stop_reason``/``finish_reason``) and the tool-call parser's output (a tool
+call, when there is one, names the offered tool and carries arguments that parse as a JSON
+object); a model may answer in text instead, which is well-formed too. Shapes: vLLM's
+``vllm/entrypoints/anthropic/serving.py`` and ``vllm/entrypoints/openai/chat_completion``.
 """
 
 from __future__ import annotations
@@ -21,6 +30,17 @@ from ansible.module_utils.aw_promtext import parse as parse_prometheus
 
 KV_CACHE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 ANTHROPIC_VERSION = "2023-06-01"
+# The one tool both tool-call checks offer.
+TOOL_NAME = "get_current_time"
+TOOL_DESCRIPTION = "Return the current time in a time zone."
+TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"timezone": {"type": "string", "description": "IANA zone, e.g. UTC"}},
+    "required": ["timezone"],
+}
+TOOL_PROMPT = "What time is it in UTC? Use the get_current_time tool."
+ANTHROPIC_STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use")
+OPENAI_FINISH_REASONS = ("stop", "length", "tool_calls")
 
 
 # ---------------------------------------------------------------- pure functions
@@ -121,6 +141,226 @@ def error_detail(body: Any, raw: str) -> str:
     return raw[:300]
 
 
+def client_headers(client: str, api_key: str | None) -> dict[str, str]:
+    """Exactly the auth headers a real client sends.
+
+    ``anthropic``: Claude Code / the Agent SDK with ``ANTHROPIC_AUTH_TOKEN`` send
+    ``Authorization: Bearer <token>`` and ``anthropic-version`` (with ``ANTHROPIC_API_KEY`` they
+    would send ``x-api-key``, which vLLM rejects with 401). ``openai``: ``Authorization: Bearer``.
+    """
+    headers: dict[str, str] = {}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if client == "anthropic":
+        headers["anthropic-version"] = ANTHROPIC_VERSION
+    elif client != "openai":
+        raise ValueError(f"unknown client {client!r}")
+    return headers
+
+
+def messages_tool_payload(model: str, max_tokens: int = 64) -> dict[str, Any]:
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "tools": [
+            {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": TOOL_SCHEMA}
+        ],
+        "tool_choice": {"type": "auto"},
+        "messages": [{"role": "user", "content": TOOL_PROMPT}],
+    }
+
+
+def chat_tool_payload(model: str, max_tokens: int = 64) -> dict[str, Any]:
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": TOOL_NAME,
+                    "description": TOOL_DESCRIPTION,
+                    "parameters": TOOL_SCHEMA,
+                },
+            }
+        ],
+        "tool_choice": "auto",
+        "messages": [{"role": "user", "content": TOOL_PROMPT}],
+    }
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """Server-sent events as (event name, decoded JSON data); ``[DONE]`` and comments skipped.
+
+    Raises ValueError on a data line that is not JSON.
+    """
+    events: list[tuple[str, Any]] = []
+    name = ""
+    data: list[str] = []
+    for raw in [*text.splitlines(), ""]:
+        line = raw.rstrip("\r")
+        if not line:
+            if data:
+                payload = "\n".join(data)
+                if payload.strip() != "[DONE]":
+                    try:
+                        decoded = json.loads(payload)
+                    except ValueError as exc:
+                        raise ValueError(
+                            f"event {name or '?'}: data is not JSON: {payload[:120]}"
+                        ) from exc
+                    events.append((name or str(decoded.get("type", "")), decoded))
+            name, data = "", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip())
+    return events
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def check_messages_stream(events: list[tuple[str, Any]], tool: str = TOOL_NAME) -> dict[str, Any]:
+    """Check an Anthropic Messages stream: event order, blocks, tool_use input, stop_reason.
+
+    Returns {ok, problem, stop_reason, tool_calls: [{name, input}], text}.
+    """
+    out: dict[str, Any] = {
+        "ok": False,
+        "problem": None,
+        "stop_reason": None,
+        "tool_calls": [],
+        "text": "",
+    }
+
+    def bad(problem: str) -> dict[str, Any]:
+        out["problem"] = problem
+        return out
+
+    names = [name for name, _ in events if name != "ping"]
+    if not names:
+        return bad("the stream carried no events")
+    if names[0] != "message_start":
+        return bad(f"the first event is {names[0]!r}, not 'message_start'")
+    if names[-1] != "message_stop":
+        return bad(f"the last event is {names[-1]!r}, not 'message_stop' (stream cut short?)")
+    blocks: dict[int, dict[str, Any]] = {}
+    for name, data in events:
+        if name == "error":
+            return bad(f"error event: {data.get('error', data)}")
+        if name == "content_block_start":
+            index = data.get("index")
+            block = data.get("content_block") or {}
+            if not isinstance(index, int) or index in blocks:
+                return bad(f"content_block_start with a bad or repeated index {index!r}")
+            blocks[index] = {
+                "type": block.get("type"),
+                "name": block.get("name"),
+                "json": "",
+                "open": True,
+            }
+        elif name == "content_block_delta":
+            index = data.get("index")
+            delta = data.get("delta") or {}
+            if index not in blocks or not blocks[index]["open"]:
+                return bad(f"content_block_delta for block {index!r}, which is not open")
+            if delta.get("type") == "input_json_delta":
+                blocks[index]["json"] += str(delta.get("partial_json", ""))
+            elif delta.get("type") == "text_delta":
+                out["text"] += str(delta.get("text", ""))
+        elif name == "content_block_stop":
+            index = data.get("index")
+            if index not in blocks or not blocks[index]["open"]:
+                return bad(f"content_block_stop for block {index!r}, which is not open")
+            blocks[index]["open"] = False
+        elif name == "message_delta":
+            out["stop_reason"] = (data.get("delta") or {}).get("stop_reason")
+    still_open = [i for i, b in blocks.items() if b["open"]]
+    if still_open:
+        return bad(f"content block(s) {still_open} never stopped")
+    for block in blocks.values():
+        if block["type"] == "tool_use":
+            if block["name"] != tool:
+                return bad(
+                    f"a tool_use block names {block['name']!r}, not the offered tool {tool!r}"
+                )
+            arguments = _json_object(block["json"])
+            if arguments is None:
+                return bad(f"the tool_use input is not a JSON object: {block['json'][:120]!r}")
+            out["tool_calls"].append({"name": block["name"], "input": arguments})
+    if out["stop_reason"] not in ANTHROPIC_STOP_REASONS:
+        return bad(f"stop_reason is {out['stop_reason']!r}, not one of {ANTHROPIC_STOP_REASONS}")
+    if out["tool_calls"] and out["stop_reason"] != "tool_use":
+        return bad(f"a tool was called but stop_reason is {out['stop_reason']!r}, not 'tool_use'")
+    out["ok"] = True
+    return out
+
+
+def check_chat_tool_response(body: Any, tool: str = TOOL_NAME) -> dict[str, Any]:
+    """Check an OpenAI chat completion answered with tools offered.
+
+    Returns {ok, problem, finish_reason, tool_calls: [{name, arguments}], text}.
+    """
+    out: dict[str, Any] = {
+        "ok": False,
+        "problem": None,
+        "finish_reason": None,
+        "tool_calls": [],
+        "text": "",
+    }
+
+    def bad(problem: str) -> dict[str, Any]:
+        out["problem"] = problem
+        return out
+
+    if not is_chat_completion(body):
+        return bad("the body has no 'choices'")
+    choice = body["choices"][0]
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        return bad("choices[0] has no 'message'")
+    out["finish_reason"] = choice.get("finish_reason")
+    out["text"] = message.get("content") or ""
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        return bad("message.tool_calls is not a list")
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not call.get("id"):
+            return bad(f"a tool call lacks an id or a function: {call!r}"[:200])
+        if function.get("name") != tool:
+            return bad(f"a tool call names {function.get('name')!r}, not the offered tool {tool!r}")
+        arguments = _json_object(str(function.get("arguments", "")))
+        if arguments is None:
+            return bad(
+                f"tool call arguments are not a JSON object: {function.get('arguments')!r}"[:200]
+            )
+        out["tool_calls"].append({"name": function["name"], "arguments": arguments})
+    if out["finish_reason"] not in OPENAI_FINISH_REASONS:
+        return bad(f"finish_reason is {out['finish_reason']!r}, not one of {OPENAI_FINISH_REASONS}")
+    # vLLM answers a named tool_choice with finish_reason "stop" (seen on 0.32), auto with
+    # "tool_calls"; "length" means the call was cut off.
+    if out["tool_calls"] and out["finish_reason"] not in ("tool_calls", "stop"):
+        return bad(f"a tool was called but finish_reason is {out['finish_reason']!r}")
+    if not out["tool_calls"] and "<tool_call>" in out["text"]:
+        return bad(
+            "the answer carries a raw <tool_call> block in its text: the tool-call parser did not "
+            "parse it (check --tool-call-parser for this model)"
+        )
+    out["ok"] = True
+    return out
+
+
 # ---------------------------------------------------------------- HTTP (urllib)
 
 
@@ -167,6 +407,7 @@ def wait_ready(
     api_key: str | None = None,
     check_completion: bool = False,
     check_messages: bool = False,
+    check_tools: bool = False,
     request_timeout: float = 30.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -174,7 +415,7 @@ def wait_ready(
     """Layered readiness; returns the module's result keys (never raises on HTTP errors)."""
     base = url.rstrip("/")
     expected = list(expected_models or [])
-    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    auth = client_headers("openai", api_key)
     start = clock()
     deadline = start + timeout
     result: dict[str, Any] = {
@@ -259,10 +500,7 @@ def wait_ready(
             )
     if check_messages:
         result["phase"] = "messages"
-        headers = dict(auth)
-        headers["anthropic-version"] = ANTHROPIC_VERSION
-        if api_key:
-            headers["x-api-key"] = api_key
+        headers = client_headers("anthropic", api_key)
         result["checks"]["messages"] = {}
         for alias in names:
             reply = http(
@@ -281,6 +519,55 @@ def wait_ready(
                     f"POST /v1/messages (Anthropic format) for {alias!r} answered "
                     f"{reply.status}: {detail}.{fix}",
                 )
+
+    if check_tools:
+        result["phase"] = "tools"
+        model = names[0]
+        reply = http(
+            "POST",
+            f"{base}/v1/messages",
+            client_headers("anthropic", api_key),
+            messages_tool_payload(model),
+            request_timeout,
+        )
+        if reply.status == 200:
+            try:
+                verdict = check_messages_stream(parse_sse(reply.text))
+            except ValueError as exc:
+                verdict = {"ok": False, "problem": str(exc)}
+        else:
+            verdict = {
+                "ok": False,
+                "problem": error_detail(reply.json(), reply.text or str(reply.error)),
+            }
+        result["checks"]["tools_messages_stream"] = {
+            "model": model,
+            "status": reply.status,
+            **verdict,
+        }
+        if not verdict["ok"]:
+            return done(
+                "tools_failed",
+                f"POST /v1/messages (streamed, one tool) for {model!r} answered {reply.status}: "
+                f"{verdict['problem']}. vLLM needs --enable-auto-tool-choice and the "
+                "--tool-call-parser of this model.",
+            )
+        reply = http(
+            "POST", f"{base}/v1/chat/completions", auth, chat_tool_payload(model), request_timeout
+        )
+        body = reply.json()
+        if reply.status == 200:
+            verdict = check_chat_tool_response(body)
+        else:
+            verdict = {"ok": False, "problem": error_detail(body, reply.text or str(reply.error))}
+        result["checks"]["tools_chat"] = {"model": model, "status": reply.status, **verdict}
+        if not verdict["ok"]:
+            return done(
+                "tools_failed",
+                f"POST /v1/chat/completions (one tool) for {model!r} answered {reply.status}: "
+                f"{verdict['problem']}. vLLM needs --enable-auto-tool-choice and the "
+                "--tool-call-parser of this model.",
+            )
 
     result["phase"] = "metrics"
     reply = http("GET", f"{base}/metrics", auth, timeout=request_timeout)

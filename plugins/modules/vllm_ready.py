@@ -14,6 +14,13 @@ description:
     fails with the C(--served-model-name) to add.
   - Then optionally a one-token chat completion (O(check_completion)) and, for each alias,
     a one-token Anthropic-format C(/v1/messages) call (O(check_messages)).
+  - Then optionally (O(check_tools)) a streamed C(/v1/messages) call and a non-streamed chat
+    completion, each offering one tool; both must come back well-formed (status 200, SSE
+    event order, closed content blocks, a valid C(stop_reason)/C(finish_reason), and any tool
+    call naming the offered tool with JSON-object arguments). A model may answer in text.
+  - Every request carries exactly the headers a real client sends, C(Authorization Bearer)
+    (vLLM reads no other), plus C(anthropic-version) on C(/v1/messages), as Claude Code
+    sends with C(ANTHROPIC_AUTH_TOKEN). No C(x-api-key), which vLLM answers with 401.
   - Then reads C(/metrics) (C(vllm:kv_cache_usage_perc), or the older
     C(vllm:gpu_cache_usage_perc), and the request gauges).
   - Uses only the Python standard library; changes nothing.
@@ -49,8 +56,12 @@ options:
     description: Also call C(/v1/messages) (Anthropic Messages API) once per expected model.
     type: bool
     default: false
+  check_tools:
+    description: Also run the two tool-call checks against the first expected model.
+    type: bool
+    default: false
   api_key:
-    description: Sent as C(Authorization Bearer) (and C(x-api-key) on C(/v1/messages)).
+    description: Sent as C(Authorization Bearer), the only header vLLM's key check reads.
     type: str
   api_key_file:
     description: Read the API key from this file on the managed host (first line).
@@ -77,6 +88,7 @@ EXAMPLES = r"""
       - claude-sonnet-4-5
     check_completion: true
     check_messages: true
+    check_tools: true
     api_key_file: /etc/agent-workstation/secrets/vllm_api_key
     timeout: 900
     poll_interval: 5
@@ -94,12 +106,14 @@ elapsed_s:
   type: float
   sample: 73.5
 phase:
-  description: The layer reached (C(health), C(models), C(completion), C(messages), C(ready)).
+  description: The layer reached (C(health), C(models), C(completion), C(messages), C(tools),
+    C(metrics), C(ready)).
   returned: always
   type: str
 problem:
   description: Null, or C(timeout_loading), C(timeout_unhealthy), C(unauthorized),
-    C(models_unreadable), C(missing_models), C(completion_failed), C(messages_failed).
+    C(models_unreadable), C(missing_models), C(completion_failed), C(messages_failed),
+    C(tools_failed).
   returned: always
   type: str
 models:
@@ -113,7 +127,8 @@ missing_models:
   type: list
   elements: str
 checks:
-  description: Results of the completion and messages calls.
+  description: Results of the completion, messages and tool-call checks (C(tools_messages_stream),
+    C(tools_chat), each with status, ok, problem, stop or finish reason and the tool calls seen).
   returned: always
   type: dict
 metrics:
@@ -158,6 +173,7 @@ def main():
             "request_timeout": {"type": "float", "default": 30},
             "check_completion": {"type": "bool", "default": False},
             "check_messages": {"type": "bool", "default": False},
+            "check_tools": {"type": "bool", "default": False},
             "api_key": {"type": "str", "no_log": True},
             "api_key_file": {"type": "path"},
             "fail_on_not_ready": {"type": "bool", "default": True},
@@ -186,6 +202,7 @@ def main():
         api_key=api_key,
         check_completion=p["check_completion"],
         check_messages=p["check_messages"],
+        check_tools=p["check_tools"],
         request_timeout=p["request_timeout"],
     )
     if not result["ready"] and p["fail_on_not_ready"]:

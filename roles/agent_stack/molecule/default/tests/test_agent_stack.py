@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def config(host) -> dict:
 @pytest.fixture(scope="module")
 def containers(host) -> list[dict]:
     ids = sh(host, f"{DOCKER} ps -aq --filter label=com.docker.compose.project=agent-stack").split()
-    assert len(ids) == 7, ids
+    assert len(ids) == 8, ids
     return json.loads(sh(host, f"{DOCKER} inspect {' '.join(ids)}"))
 
 
@@ -56,14 +57,18 @@ def test_compose_project_validates(host):
 def test_secret_files_are_private(host):
     directory = host.file(SECRETS)
     assert directory.user == "agent" and directory.mode == 0o700
-    for name in [*SECRET_NAMES, "qdrant_config.yaml", "redis_auth.conf", "openhands_config.toml"]:
+    for name in [*SECRET_NAMES, "qdrant_config.yaml", "redis_auth.conf"]:
         f = host.file(f"{SECRETS}/{name}")
         assert f.user == "agent" and f.mode == 0o400, name
+    # V1 reads no LLM key from config.toml: no copy of the key is left in such a fragment.
+    assert not host.file(f"{SECRETS}/openhands_config.toml").exists
+    state = host.file("/srv/agent-workstation/state/openhands_llm_key.fingerprint")
+    assert state.mode == 0o600 and state.content_string.startswith("sha256:")
 
 
 def test_every_port_is_on_localhost(config, containers):
     published = [p for svc in config["services"].values() for p in svc.get("ports", [])]
-    assert len(published) == 7
+    assert len(published) == 7  # the rerank adapter publishes nothing
     assert {p["host_ip"] for p in published} == {"127.0.0.1"}
     for c in containers:
         for bindings in (c["HostConfig"]["PortBindings"] or {}).values():
@@ -90,16 +95,16 @@ def test_containers_pinned_policies(containers):
         }, name
         assert c["Config"]["Healthcheck"]["Test"], name
         assert c["State"]["Health"]["Status"] == "healthy", name
-        assert any(m["Type"] == "volume" for m in c["Mounts"]) or "openhands" not in name, name
+        stateless = ("openhands", "rerank-adapter")
+        assert any(m["Type"] == "volume" for m in c["Mounts"]) or not any(
+            s in name for s in stateless
+        ), name
 
 
 def test_secrets_reach_containers_only_as_files(containers):
     for c in containers:
         for m in c["Mounts"]:
-            if (
-                m["Destination"].startswith("/run/secrets/")
-                or m["Destination"] == "/app/config.toml"
-            ):
+            if m["Destination"].startswith("/run/secrets/"):
                 assert m["Source"].startswith(SECRETS + "/"), m
                 assert not m["RW"], m
 
@@ -117,8 +122,12 @@ def test_vllm_arguments_and_aliases(host, containers, secrets):
         "--kv-cache-dtype=fp8",
         "--gpu-memory-utilization=0.92",
         "--max-num-seqs=4",
+        "--revision=0123456789abcdef0123456789abcdef01234567",
+        "--tokenizer-revision=0123456789abcdef0123456789abcdef01234567",
     ]:
         assert expected in args
+    env = dict(e.split("=", 1) for e in vllm["Config"]["Env"])
+    assert env["HF_HUB_OFFLINE"] == "1"
     assert args[args.index("--served-model-name") + 1 :][:3] == ALIASES
     assert (
         host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/v1/models").stdout
@@ -131,6 +140,52 @@ def test_vllm_arguments_and_aliases(host, containers, secrets):
         )
     )
     assert [m["id"] for m in models["data"]] == ALIASES
+    # The key travels as Bearer only, as vLLM reads it: x-api-key alone gets 401 (as on 0.32).
+    xkey = host.run(
+        f"curl -s -o /dev/null -w '%{{http_code}}' -H 'x-api-key: {secrets['vllm_api_key']}' "
+        "-H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' "
+        '-d \'{"model":"claude-sonnet-4-5","max_tokens":1,'
+        '"messages":[{"role":"user","content":"hi"}]}\' '
+        "http://127.0.0.1:8000/v1/messages"
+    ).stdout
+    assert xkey == "401"
+
+
+def test_model_downloaded_once_then_offline(host):
+    """The entrypoint's one-time download ran once (stand-in huggingface_hub), not per restart."""
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=vllm").strip()
+    log = sh(host, f"{DOCKER} exec {cid} cat /root/.cache/huggingface/standin-downloads")
+    assert log.splitlines() == [
+        "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ@0123456789abcdef0123456789abcdef01234567"
+    ]
+    sh(host, f"{DOCKER} restart {cid}")
+    sh(host, "timeout 60 sh -c 'until curl -sf http://127.0.0.1:8000/health; do sleep 1; done'")
+    log = sh(host, f"{DOCKER} exec {cid} cat /root/.cache/huggingface/standin-downloads")
+    assert len(log.splitlines()) == 1
+
+
+def test_tei_arguments_match_tei_193(containers):
+    """The stand-in exits 2 on any argument TEI 1.9.3 lacks; check the pinned revisions too."""
+    for c in containers:
+        service = c["Config"]["Labels"]["com.docker.compose.service"]
+        if service.startswith("tei-"):
+            args = c["Args"]
+            assert "--served-model-name" in args and "--revision" in args, service
+            assert c["State"]["Running"] and c["State"]["ExitCode"] == 0, service
+
+
+def test_qdrant_refuses_to_start_without_its_key_file(host):
+    image = sh(
+        host,
+        f"{DOCKER} ps --format '{{{{.Image}}}}' --filter label=com.docker.compose.service=qdrant",
+    ).strip()
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=qdrant").strip()
+    entry = json.loads(sh(host, f"{DOCKER} inspect {cid}"))[0]["Config"]["Entrypoint"]
+    run = host.run(
+        f"{DOCKER} run --rm --entrypoint {entry[0]} {image} {entry[1]} {shlex.quote(entry[2])}"
+    )
+    assert run.rc == 1, run.stdout + run.stderr
+    assert "refusing to start without an API key" in run.stderr
 
 
 def test_qdrant_demands_its_key(host, secrets):
@@ -162,26 +217,72 @@ def test_redis_password_and_appendonly(host):
 
 def test_openwebui_wiring(host):
     wiring = json.loads(sh(host, "curl -sf http://127.0.0.1:3001/_standin/wiring"))
-    assert {name: check["status"] for name, check in wiring.items()} == {
+    statuses = {
+        name: wiring[name]["status"]
+        for name in ("vllm_models", "qdrant_collections", "embeddings", "rerank")
+    }
+    assert statuses == {
         "vllm_models": 200,
         "qdrant_collections": 200,
         "embeddings": 200,
         "rerank": 200,
     }
+    # Open WebUI's own body through the adapter to TEI's /rerank: scores, not the fallback.
+    scores = wiring["rerank_scores"]
+    assert scores is not None and len(scores) == 2 and scores[1] > scores[0]
+    assert wiring["settings"] == {
+        "ENABLE_PERSISTENT_CONFIG": "false",
+        "ENABLE_SIGNUP": "false",
+        "RAG_EMBEDDING_QUERY_PREFIX": "search_query: ",
+        "RAG_EMBEDDING_CONTENT_PREFIX": "search_document: ",
+    }
 
 
-def test_openhands_wiring(host):
+def test_tei_rerank_rejects_openwebui_body_directly(host):
+    """Why the adapter exists: TEI's /rerank answers 422 to Open WebUI's Jina/Cohere body."""
+    code = host.run(
+        "curl -s -o /dev/null -w '%{http_code}' -H 'content-type: application/json' "
+        '-d \'{"model":"m","query":"q","documents":["a"],"top_n":1}\' '
+        "http://127.0.0.1:8082/rerank"
+    ).stdout
+    assert code == "422"
+
+
+def test_openhands_settings_written_through_the_api(host):
     wiring = json.loads(sh(host, "curl -sf http://127.0.0.1:3000/_standin/wiring"))
-    assert wiring["llm_models"]["status"] == 200
-    assert wiring["llm_model"] == "openai/qwen2.5-coder-32b-instruct"
-    assert wiring["max_input_tokens"] == 24576
+    assert wiring["llm"]["model"] == "openai/qwen2.5-coder-32b-instruct"
+    assert wiring["llm"]["base_url"] == "http://vllm:8000/v1"
+    assert wiring["llm"]["max_input_tokens"] == 24576
+    assert wiring["llm"]["api_key"] is None  # masked on GET, as OpenHands does
+    # One write on the first converge; the idempotence run and the -v re-run wrote nothing.
+    assert wiring["settings_writes"] == 1
     assert wiring["docker_ping"] == {"status": 200, "body": "OK"}
-    assert wiring["sandbox"]["docker_runtime_kwargs"]["network"] == "agent-stack_sandbox"
+    assert wiring["environment"] == {
+        "AGENT_SERVER_IMAGE_REPOSITORY": "ghcr.io/openhands/agent-server",
+        "AGENT_SERVER_IMAGE_TAG": "1.34.0-python",
+        "SANDBOX_HOST_PORT": "3000",
+        "OH_PERSISTENCE_DIR": "/.openhands",
+    }
+    assert sh(host, "curl -sf http://127.0.0.1:3000/alive").strip() == '{"status": "ok"}'
 
 
-def test_sandbox_network_is_internal(host):
-    net = json.loads(sh(host, f"{DOCKER} network inspect agent-stack_sandbox"))[0]
-    assert net["Internal"] is True
+def test_openhands_key_stored_by_openhands_not_in_the_role(host, secrets):
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=openhands").strip()
+    stored = json.loads(sh(host, f"{DOCKER} exec {cid} cat /.openhands/settings.json"))
+    assert stored["agent_settings"]["llm"]["api_key"] == secrets["vllm_api_key"]
+
+
+def test_sandbox_image_tagged_with_the_plain_name(host):
+    tags = json.loads(
+        sh(host, f"{DOCKER} image inspect ghcr.io/openhands/agent-server:1.34.0-python")
+    )[0]["RepoTags"]
+    assert "ghcr.io/openhands/agent-server:1.34.0-python" in tags
+
+
+def test_no_internal_sandbox_network_claimed(host):
+    """V1 never puts sandboxes on a project network: none is created to suggest otherwise."""
+    nets = sh(host, f"{DOCKER} network ls --format '{{{{.Name}}}}'").split()
+    assert "agent-stack_sandbox" not in nets
 
 
 def test_clients_environment(host, secrets):
@@ -200,8 +301,42 @@ def test_clients_environment(host, secrets):
         "http://127.0.0.1:8000/v1",
         "1",
     ]
-    key = sh(host, "su - agent -c 'echo $ANTHROPIC_API_KEY'").strip()
-    assert key == secrets["vllm_api_key"]
+    token = sh(
+        host, "su - agent -c 'echo $ANTHROPIC_AUTH_TOKEN $CLAUDE_CODE_MAX_OUTPUT_TOKENS'"
+    ).split()
+    assert token == [secrets["vllm_api_key"], "4096"]
+    # Not exported by default: Claude Code would send it as x-api-key, which vLLM rejects.
+    assert sh(host, "su - agent -c 'echo \"[$ANTHROPIC_API_KEY]\"'").strip() == "[]"
+
+
+def test_messages_with_exactly_the_clients_env(host):
+    """A /v1/messages call made from clients.env sourced in a shell, as a user does: streamed,
+    one tool, only the headers Claude Code sends with ANTHROPIC_AUTH_TOKEN."""
+    body = json.dumps(
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "stream": True,
+            "tools": [
+                {
+                    "name": "get_current_time",
+                    "description": "time",
+                    "input_schema": {"type": "object"},
+                }
+            ],
+            "messages": [{"role": "user", "content": "What time is it?"}],
+        }
+    )
+    host.run(f"cat > /tmp/aw-msg.json <<'EOF'\n{body}\nEOF")
+    out = sh(
+        host,
+        "su - agent -c 'set -a; . ~/.config/agent-workstation/clients.env; set +a; "
+        'curl -sf -H "Authorization: Bearer $ANTHROPIC_AUTH_TOKEN" '
+        '-H "anthropic-version: 2023-06-01" -H "content-type: application/json" '
+        '--data @/tmp/aw-msg.json "$ANTHROPIC_BASE_URL/v1/messages"\'',
+    )
+    assert out.startswith("event: message_start")
+    assert "event: message_stop" in out
 
 
 def test_verbose_run_leaks_no_secret(host, secrets):
