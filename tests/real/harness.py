@@ -249,7 +249,7 @@ def start_agent_server(
     timeout: float = 180.0,
     log_dir: Path | None = None,
 ) -> Server:
-    """Start OpenHands' agent-server (openhands-agent-server 1.58.2) as a plain process.
+    """Start OpenHands' agent-server (openhands-agent-server 1.34.0) as a plain process.
 
     Clients send SESSION_API_KEY in the `X-Session-API-Key` header.
     """

@@ -1,5 +1,5 @@
-"""OpenHands' agent-server 1.58.2 (PyPI `openhands-agent-server`, the program inside the sandbox
-image ghcr.io/openhands/agent-server:1.58.2-python) as a plain process, running a real
+"""OpenHands' agent-server 1.34.0 (PyPI `openhands-agent-server`, the program inside the sandbox
+image ghcr.io/openhands/agent-server:1.34.0-python) as a plain process, running a real
 conversation whose LLM is the real vLLM CPU server started from the compose template.
 
 Request shape from the agent-server's own source (openhands/agent_server/conversation_router.py
