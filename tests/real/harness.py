@@ -286,6 +286,46 @@ def start_agent_server(
     )
 
 
+def start_openhands_app(
+    *,
+    state_dir: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900.0,
+    log_dir: Path | None = None,
+) -> Server:
+    """Start OpenHands' app server 1.11.0 with the process sandbox service (openhands_app.py).
+
+    State (settings.json, conversations) goes to STATE_DIR (OH_PERSISTENCE_DIR, as the compose
+    file sets it); sandboxes are agent-server 1.34.0 processes under STATE_DIR/sandboxes.
+    """
+    v = venv("openhands")
+    port = free_port()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    run_env = {
+        # What the compose file sets for the app (roles/agent_stack/templates/compose.yml.j2).
+        "OH_PERSISTENCE_DIR": str(state_dir),
+        "LOG_ALL_EVENTS": "true",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        # The test's sandbox service (openhands_app.py says why).
+        "RUNTIME": "process",
+        "TMPDIR": str(state_dir / "tmp"),
+        "PATH": f"{v / 'bin'}:{os.environ.get('PATH', '')}",
+        **(env or {}),
+    }
+    (state_dir / "tmp").mkdir(exist_ok=True)
+    argv = [str(v / "bin" / "python"), str(Path(__file__).parent / "openhands_app.py"), str(port)]
+    return start_process(
+        "openhands-app",
+        argv,
+        port=port,
+        env=run_env,
+        timeout=timeout,
+        log_dir=log_dir,
+        cwd=state_dir,
+        health="/alive",
+    )
+
+
 @contextlib.contextmanager
 def running(server: Server) -> Iterator[Server]:
     try:

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import get_metrics, http_json, metric_sum
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,10 +113,17 @@ def test_messages_with_x_api_key_alone_is_refused(vllm_server, vllm_launch):
     assert status == 401, body
 
 
-def test_chat_completion_with_one_tool_auto_goes_through_the_hermes_parser(
+def test_chat_completion_with_one_tool_auto_goes_through_the_profiles_parser(
     vllm_server, bearer, vllm_launch
 ):
-    assert "--tool-call-parser=hermes" in vllm_launch["command"]
+    # The rendered profile's parser (the default 24 GB profile: qwen3_coder; the seed: hermes).
+    catalogue = yaml.safe_load((REPO / "playbooks" / "vars" / "models.yml").read_text())
+    (parser,) = {
+        p["tool_call_parser"]
+        for p in catalogue["aw_model_profiles"].values()
+        if p["model"] == vllm_launch["model_id"]
+    }
+    assert f"--tool-call-parser={parser}" in vllm_launch["command"]
     status, body, _ = http_json(
         "POST",
         vllm_server.url + "/v1/chat/completions",
