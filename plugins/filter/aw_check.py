@@ -166,8 +166,9 @@ def _as_int(value: Any) -> int | None:
 
 
 def _port_of(value: Any) -> int | None:
+    """The port of HOST:PORT (IPv6 in brackets); None for a URL or anything else."""
     if isinstance(value, str):
-        match = re.fullmatch(r".*:([0-9]+)", value.strip())
+        match = re.fullmatch(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]+)", value.strip())
         return int(match.group(1)) if match else None
     return None
 
