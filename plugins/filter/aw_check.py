@@ -93,7 +93,9 @@ _UNDER_DATA_DIR_VARS = (
 
 # Host names (not URLs, not HOST:PORT).
 _HOSTNAME_VARS = ("caddy_hostname", "workstation_tailnet_domain", "tailscale_hostname")
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_HOSTNAME_RE = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 # Retention and duration variables (Prometheus/Loki duration syntax), each must be > 0.
 _DURATION_VARS = (
@@ -226,7 +228,12 @@ def calendar_problems(
         value = values[name]
         if not isinstance(value, str) or not value.strip():
             problems.append(
-                _line(name, value, "is not a systemd OnCalendar value.", 'write one such as "*-*-* 02:30:00".')
+                _line(
+                    name,
+                    value,
+                    "is not a systemd OnCalendar value.",
+                    'write one such as "*-*-* 02:30:00".',
+                )
             )
             continue
         equivalent = cron_to_oncalendar(value)
@@ -250,7 +257,8 @@ def calendar_problems(
                     value,
                     "is refused by `systemd-analyze calendar`"
                     + (f" ({reason[-1]})." if reason else "."),
-                    'write a systemd OnCalendar value such as "*-*-* 02:30:00" or "Sun *-*-* 04:30:00".',
+                    'write a systemd OnCalendar value such as "*-*-* 02:30:00" or "Sun *-*-* '
+                    '04:30:00".',
                 )
             )
     return problems
@@ -263,11 +271,18 @@ def port_problems(values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, 
 
     def take(name: str, value: Any, port: int | None, how: str) -> None:
         if port is None:
-            problems.append(_line(name, value, f"is not {how}.", f"write {how}, e.g. {_example(name)}."))
+            problems.append(
+                _line(name, value, f"is not {how}.", f"write {how}, e.g. {_example(name)}.")
+            )
             return
         if not 1 <= port <= 65535:
             problems.append(
-                _line(name, value, f"port {port} is outside 1-65535.", "use a free port between 1024 and 65535.")
+                _line(
+                    name,
+                    value,
+                    f"port {port} is outside 1-65535.",
+                    "use a free port between 1024 and 65535.",
+                )
             )
             return
         owners.setdefault(port, []).append(name)
@@ -275,7 +290,9 @@ def port_problems(values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, 
     for name in _PORT_VARS:
         if name in values:
             take(name, values[name], _as_int(values[name]), "a port number")
-    listen = list(_LISTEN_VARS) + [n for n, flag in _OPTIONAL_LISTEN_VARS.items() if values.get(flag)]
+    listen = list(_LISTEN_VARS) + [
+        n for n, flag in _OPTIONAL_LISTEN_VARS.items() if values.get(flag)
+    ]
     for name in listen:
         if name in values:
             take(name, values[name], _port_of(values[name]), "HOST:PORT")
@@ -287,7 +304,8 @@ def port_problems(values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, 
         distinct = sorted(set(names))
         if len(distinct) > 1 and not all(n.startswith("caddy_sites[") for n in distinct):
             problems.append(
-                f"port {port} is used by {', '.join(distinct)}: two services cannot listen on one port. "
+                f"port {port} is used by {', '.join(distinct)}: two services cannot listen on "
+                "one port. "
                 f"Fix: give each its own port (the others are free of {port})."
             )
     return problems
@@ -297,7 +315,9 @@ def _example(name: str) -> str:
     return '"127.0.0.1:9465"' if name.endswith("_listen") else "8000"
 
 
-def caddy_upstream_problems(values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, Any]]) -> list[str]:
+def caddy_upstream_problems(
+    values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, Any]]
+) -> list[str]:
     """A Caddy site must not publish vLLM, Qdrant, Redis or TEI to the network."""
     private = {}
     for name, what in _PRIVATE_SERVICES.items():
@@ -315,7 +335,8 @@ def caddy_upstream_problems(values: Mapping[str, Any], caddy_sites: Iterable[Map
                     f"caddy_sites[{site.get('name')}].upstream",
                     upstream,
                     f"is {what} ({var}); behind Caddy it would be reachable from the network.",
-                    "remove the site; local clients reach it on 127.0.0.1, remote ones through SSH.",
+                    "remove the site; local clients reach it on 127.0.0.1, remote ones through "
+                    "SSH.",
                 )
             )
     return problems
@@ -330,7 +351,8 @@ def basic_auth_problems(users: Any) -> list[str]:
         if isinstance(user, Mapping) and "password" in user:
             problems.append(
                 f"caddy_basic_auth_users[{index}] ({user.get('name', '?')}) has a plain `password` "
-                "(value not shown): a secret does not belong in the inventory. Fix: replace it with "
+                "(value not shown): a secret does not belong in the inventory. Fix: replace it "
+                "with "
                 "password_hash, the output of `caddy hash-password`."
             )
     return problems
@@ -346,7 +368,8 @@ def vllm_args_problems(extra: Any) -> list[str]:
         if flag in _SECRET_ARGS:
             problems.append(
                 f"agent_stack_vllm_extra_args contains {flag} (value not shown): a secret on the "
-                "command line is readable by every process (ps, /proc, docker inspect). Fix: remove "
+                "command line is readable by every process (ps, /proc, docker inspect). Fix: "
+                "remove "
                 "it; the role passes vLLM's key from the file secret vllm_api_key."
             )
         elif flag in _PLANNED_ARGS:
@@ -364,7 +387,14 @@ def vllm_args_problems(extra: Any) -> list[str]:
 def served_name_problems(names: Any) -> list[str]:
     var = "agent_stack_vllm_served_model_names"
     if not isinstance(names, list) or not names:
-        return [_line(var, names, "must be a non-empty list of names.", "list at least one name, e.g. [qwen3-coder].")]
+        return [
+            _line(
+                var,
+                names,
+                "must be a non-empty list of names.",
+                "list at least one name, e.g. [qwen3-coder].",
+            )
+        ]
     problems = []
     for name in names:
         if not isinstance(name, str) or not _MODEL_NAME_RE.match(name):
@@ -372,7 +402,8 @@ def served_name_problems(names: Any) -> list[str]:
                 _line(
                     var,
                     names,
-                    f"{show(name)} is not a name every client can send (letters, digits and . _ : / @ + -,"
+                    f"{show(name)} is not a name every client can send (letters, digits and . _ "
+                    ": / @ + -,"
                     " starting with a letter or digit, at most 128; no spaces or quotes).",
                     "rename it, e.g. qwen3-coder-30b.",
                 )
@@ -380,7 +411,9 @@ def served_name_problems(names: Any) -> list[str]:
     seen = [n for n in names if isinstance(n, str)]
     dupes = sorted({n for n in seen if seen.count(n) > 1})
     if dupes:
-        problems.append(_line(var, names, f"lists {', '.join(dupes)} more than once.", "list each name once."))
+        problems.append(
+            _line(var, names, f"lists {', '.join(dupes)} more than once.", "list each name once.")
+        )
     return problems
 
 
@@ -402,18 +435,12 @@ def model_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> lis
                     "preflight_max_model_len",
                     wanted,
                     "is not a number of tokens.",
-                    "write a plain integer such as 32768 (not 32k), or null for the profile's default.",
+                    "write a plain integer such as 32768 (not 32k), or null for the profile's "
+                    "default.",
                 )
             )
         elif length <= 0:
-            problems.append(
-                _line(
-                    "preflight_max_model_len",
-                    wanted,
-                    "must be positive (0 would silently mean the profile's default).",
-                    "write the context length in tokens, e.g. 32768, or null.",
-                )
-            )
+            pass  # plan_input_problems (the inventory check) refuses it before the preflight
         elif positions and length > int(positions):
             problems.append(
                 _line(
@@ -432,10 +459,65 @@ def model_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> lis
                     f"use at least {floor}, or lower preflight_min_model_len.",
                 )
             )
+    return problems
+
+
+# Whole numbers the roles read, with the range a careful operator means.
+_RANGES = {
+    "agent_queue_concurrency": (1, 64, "tasks at once, e.g. 2"),
+    "maintenance_backup_keep_days": (1, 3650, "days, e.g. 14"),
+    "doctor_min_free_gb": (0, 1048576, "GB, e.g. 50"),
+    "doctor_backup_max_age_hours": (1, 8760, "hours, e.g. 36"),
+    "caddy_access_log_roll_keep": (1, 1000, "files, e.g. 3"),
+    "caddy_access_log_roll_size_mb": (1, 10240, "MB, e.g. 10"),
+}
+
+
+def range_problems(
+    values: Mapping[str, Any], ranges: Mapping[str, tuple[int, int, str]]
+) -> list[str]:
+    problems = []
+    for name, (low, high, unit) in ranges.items():
+        if name not in values:
+            continue
+        number = values[name]
+        if not _is_int(number) or not low <= number <= high:
+            problems.append(
+                _line(
+                    name,
+                    number,
+                    f"must be a whole number from {low} to {high}.",
+                    f"write {unit}, as a plain number.",
+                )
+            )
+    return problems
+
+
+def plan_input_problems(values: Mapping[str, Any]) -> list[str]:
+    """The model plan's and the PSU budget's inputs, before the preflight hands them to its
+    modules (vram_plan fails without naming the variable on a zero or negative size)."""
+    if not isinstance(values, Mapping):
+        raise AnsibleFilterError("aw_plan_input_problems expects the variables as a mapping")
+    problems = []
+    floor = _as_int(values.get("preflight_min_model_len"))
+    wanted = values.get("preflight_max_model_len")
+    if _is_int(wanted) and wanted <= 0:
+        problems.append(
+            _line(
+                "preflight_max_model_len",
+                wanted,
+                "must be positive (0 would silently mean the profile's default).",
+                "write the context length in tokens, e.g. 32768, or null.",
+            )
+        )
     if "preflight_min_model_len" in values and (floor is None or floor <= 0):
         problems.append(
-            _line("preflight_min_model_len", values["preflight_min_model_len"], "must be a positive token count.",
-                  "keep 16384 (the default) or another positive integer.")
+            _line(
+                "preflight_min_model_len",
+                values["preflight_min_model_len"],
+                "must be a positive token count.",
+                "keep 16384 (the default) or another positive integer.",
+            )
         )
     ranges = {
         "preflight_max_num_seqs": (1, 1024, "sequences at once, e.g. 4"),
@@ -446,40 +528,47 @@ def model_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> lis
         "preflight_cpu_tdp_w": (1, 1000, "watts, e.g. 170"),
         "preflight_other_w": (0, 2000, "watts, e.g. 100"),
         "preflight_vram_overhead_mib": (0, 65536, "MiB, e.g. 1536"),
-        "agent_queue_concurrency": (1, 64, "tasks at once, e.g. 2"),
-        "maintenance_backup_keep_days": (1, 3650, "days, e.g. 14"),
-        "doctor_min_free_gb": (0, 1048576, "GB, e.g. 50"),
     }
-    for name, (low, high, unit) in ranges.items():
-        if name not in values:
-            continue
-        number = values[name]
-        if not _is_int(number) or not low <= number <= high:
-            problems.append(
-                _line(name, number, f"must be a whole number from {low} to {high}.", f"write {unit}, as a plain number.")
-            )
+    problems += range_problems(values, ranges)
     util = values.get("preflight_gpu_memory_utilization")
     if "preflight_gpu_memory_utilization" in values and not (
         isinstance(util, (int, float)) and not isinstance(util, bool) and 0 < util <= 1
     ):
         problems.append(
-            _line("preflight_gpu_memory_utilization", util, "is a share of GPU memory, in (0, 1].",
-                  "write a fraction such as 0.92 (not 92 or \"92%\").")
-        )
-    gpus = context.get("gpus") or []
-    tp = values.get("preflight_tensor_parallel_size")
-    if tp is not None and "preflight_tensor_parallel_size" in values:
-        if not _is_int(tp) or tp < 1 or (gpus and tp > len(gpus)):
-            problems.append(
-                _line("preflight_tensor_parallel_size", tp,
-                      f"must be a whole number from 1 to the GPUs found ({len(gpus) or '?'}).",
-                      "write null (every GPU) or a count of GPUs.")
+            _line(
+                "preflight_gpu_memory_utilization",
+                util,
+                "is a share of GPU memory, in (0, 1].",
+                'write a fraction such as 0.92 (not 92 or "92%").',
             )
-    memory = values.get("preflight_gpu_memory_mib")
-    if memory is not None and "preflight_gpu_memory_mib" in values and (not _is_int(memory) or memory <= 0):
+        )
+    tp = values.get("preflight_tensor_parallel_size")
+    if (
+        tp is not None
+        and "preflight_tensor_parallel_size" in values
+        and (not _is_int(tp) or tp < 1)
+    ):
         problems.append(
-            _line("preflight_gpu_memory_mib", memory, "is not a GPU memory size in MiB.",
-                  "write null (detect it) or a plain number of MiB such as 24564 (not \"24GB\").")
+            _line(
+                "preflight_tensor_parallel_size",
+                tp,
+                "must be a whole number of GPUs, at least 1.",
+                "write null (every GPU) or a count of GPUs.",
+            )
+        )
+    memory = values.get("preflight_gpu_memory_mib")
+    if (
+        memory is not None
+        and "preflight_gpu_memory_mib" in values
+        and (not _is_int(memory) or memory <= 0)
+    ):
+        problems.append(
+            _line(
+                "preflight_gpu_memory_mib",
+                memory,
+                "is not a GPU memory size in MiB.",
+                'write null (detect it) or a plain number of MiB such as 24564 (not "24GB").',
+            )
         )
     return problems
 
@@ -491,7 +580,14 @@ def power_problems(values: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]])
         return []
     limit = values[name]
     if not _is_int(limit):
-        return [_line(name, limit, "is not a number of watts.", "write a plain number such as 350, or null.")]
+        return [
+            _line(
+                name,
+                limit,
+                "is not a number of watts.",
+                "write a plain number such as 350, or null.",
+            )
+        ]
     highs = [g.get("power_max_limit_w") for g in gpus or [] if g.get("power_max_limit_w")]
     lows = [g.get("power_min_limit_w") for g in gpus or [] if g.get("power_min_limit_w")]
     high = min(highs) if highs else 1500
@@ -499,8 +595,12 @@ def power_problems(values: Mapping[str, Any], gpus: Iterable[Mapping[str, Any]])
     if not low <= limit <= high:
         where = "every GPU found accepts" if highs else "a board power limit can be"
         return [
-            _line(name, limit, f"is outside the range {where} ({low:g}-{high:g} W).",
-                  f"set a value from {low:g} to {high:g}, or null to keep the default.")
+            _line(
+                name,
+                limit,
+                f"is outside the range {where} ({low:g}-{high:g} W).",
+                f"set a value from {low:g} to {high:g}, or null to keep the default.",
+            )
         ]
     return []
 
@@ -510,21 +610,36 @@ def shape_problems(values: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
     problems = []
     for name, value in sorted(values.items()):
         spec = specs.get(name) or {}
-        if spec.get("type") == "path" and name not in _RELATIVE_OK and isinstance(value, str):
-            if value and not value.startswith("/"):
-                problems.append(
-                    _line(name, value, "is a relative path; it would be resolved against whatever directory"
-                          " the task runs in.", "write an absolute path starting with /.")
+        relative = isinstance(value, str) and bool(value) and not value.startswith("/")
+        if spec.get("type") == "path" and name not in _RELATIVE_OK and relative:
+            problems.append(
+                _line(
+                    name,
+                    value,
+                    "is a relative path; it would be resolved against whatever directory"
+                    " the task runs in.",
+                    "write an absolute path starting with /.",
                 )
-    for name in _UNDER_DATA_DIR_VARS + ("tailscale_authkey_file", "caddy_tls_cert_file", "caddy_tls_key_file"):
+            )
+    for name in (
+        *_UNDER_DATA_DIR_VARS,
+        "tailscale_authkey_file",
+        "caddy_tls_cert_file",
+        "caddy_tls_key_file",
+    ):
         value = values.get(name)
-        if isinstance(value, str) and value and not value.startswith("/") and (specs.get(name) or {}).get("type") != "path":
+        if (
+            isinstance(value, str)
+            and value
+            and not value.startswith("/")
+            and (specs.get(name) or {}).get("type") != "path"
+        ):
             problems.append(
                 _line(name, value, "is a relative path.", "write an absolute path starting with /.")
             )
     for name in _HOSTNAME_VARS:
         value = values.get(name)
-        if name not in values or value == "" and name == "tailscale_hostname":
+        if name not in values or (value == "" and name == "tailscale_hostname"):
             continue
         if not isinstance(value, str) or not _HOSTNAME_RE.match(value):
             hint = ""
@@ -532,7 +647,12 @@ def shape_problems(values: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
                 host = re.sub(r"^[a-z]+://", "", value).split("/")[0].split(":")[0]
                 hint = f' (a URL or HOST:PORT, where a host name is meant: write "{host}")'
             problems.append(
-                _line(name, value, f"is not a DNS host name{hint}.", "write the bare name, e.g. workstation.tail1234.ts.net.")
+                _line(
+                    name,
+                    value,
+                    f"is not a DNS host name{hint}.",
+                    "write the bare name, e.g. workstation.tail1234.ts.net.",
+                )
             )
     for name in _DURATION_VARS:
         if name not in values:
@@ -541,8 +661,12 @@ def shape_problems(values: Mapping[str, Any], specs: Mapping[str, Mapping[str, A
         text = str(value) if isinstance(value, str) else ""
         if not _DURATION_RE.match(text) or not re.search(r"[1-9]", text):
             problems.append(
-                _line(name, value, "is not a positive duration (0 or a bare number keeps nothing or is refused).",
-                      'write a number with a unit: ms, s, m, h, d, w or y, e.g. "30d".')
+                _line(
+                    name,
+                    value,
+                    "is not a positive duration (0 or a bare number keeps nothing or is refused).",
+                    'write a number with a unit: ms, s, m, h, d, w or y, e.g. "30d".',
+                )
             )
     return problems
 
@@ -555,9 +679,13 @@ def consistency_problems(values: Mapping[str, Any]) -> list[str]:
         for name in _USER_VARS:
             if name in values and values[name] != user:
                 problems.append(
-                    _line(name, values[name], f"differs from workstation_service_user {show(user)}; the roles"
-                          " would create one user and run the stack as another.",
-                          f'set {name}: "{{{{ workstation_service_user }}}}" (or change both).')
+                    _line(
+                        name,
+                        values[name],
+                        f"differs from workstation_service_user {show(user)}; the roles"
+                        " would create one user and run the stack as another.",
+                        f'set {name}: "{{{{ workstation_service_user }}}}" (or change both).',
+                    )
                 )
     data = values.get("workstation_data_dir")
     if isinstance(data, str) and data:
@@ -565,28 +693,54 @@ def consistency_problems(values: Mapping[str, Any]) -> list[str]:
         for name in _DATA_DIR_VARS:
             if name in values and str(values[name]).rstrip("/") != root:
                 problems.append(
-                    _line(name, values[name], f"differs from workstation_data_dir {show(data)}; the data would"
-                          " be split over two trees (and backups would miss one).",
-                          f'set {name}: "{{{{ workstation_data_dir }}}}".')
+                    _line(
+                        name,
+                        values[name],
+                        f"differs from workstation_data_dir {show(data)}; the data would"
+                        " be split over two trees (and backups would miss one).",
+                        f'set {name}: "{{{{ workstation_data_dir }}}}".',
+                    )
                 )
         for name in _UNDER_DATA_DIR_VARS:
             value = values.get(name)
-            if isinstance(value, str) and value.startswith("/") and not value.startswith(root + "/"):
+            if (
+                isinstance(value, str)
+                and value.startswith("/")
+                and not value.startswith(root + "/")
+            ):
                 problems.append(
-                    _line(name, value, f"is outside workstation_data_dir {show(data)}.",
-                          f'put it under it, e.g. "{{{{ workstation_data_dir }}}}/{value.rstrip("/").rsplit("/", 1)[-1]}".')
+                    _line(
+                        name,
+                        value,
+                        f"is outside workstation_data_dir {show(data)}.",
+                        "put it under it, e.g. "
+                        f'"{{{{ workstation_data_dir }}}}/{value.rstrip("/").rsplit("/", 1)[-1]}".',
+                    )
                 )
-    for client, stack in (("agent_queue_redis_port", "agent_stack_redis_port"),
-                          ("agent_queue_openhands_port", "agent_stack_openhands_port")):
-        if client in values and stack in values and _as_int(values[client]) != _as_int(values[stack]):
+    for client, stack in (
+        ("agent_queue_redis_port", "agent_stack_redis_port"),
+        ("agent_queue_openhands_port", "agent_stack_openhands_port"),
+    ):
+        if (
+            client in values
+            and stack in values
+            and _as_int(values[client]) != _as_int(values[stack])
+        ):
             problems.append(
-                _line(client, values[client], f"differs from {stack} {show(values[stack])}: the worker would"
-                      " call a port nothing listens on.", f'set {client}: "{{{{ {stack} }}}}".')
+                _line(
+                    client,
+                    values[client],
+                    f"differs from {stack} {show(values[stack])}: the worker would"
+                    " call a port nothing listens on.",
+                    f'set {client}: "{{{{ {stack} }}}}".',
+                )
             )
     return problems
 
 
-def host_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+def host_problems(
+    values: Mapping[str, Any], context: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
     """Free disk and RAM against their floors: (problems, warnings), by preflight_host_floors."""
     lines = []
     disk = context.get("disk") or {}
@@ -595,8 +749,10 @@ def host_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> tupl
         free = int(disk["free_bytes"]) / 2**30
         if free < min_disk:
             lines.append(
-                f"preflight_min_free_disk_gib={min_disk}: {disk.get('path')} has {free:.1f} GiB free (model "
-                "weights, the Hugging Face cache and the images need it). Fix: free space or add a disk there,"
+                f"preflight_min_free_disk_gib={min_disk}: {disk.get('path')} has {free:.1f} GiB "
+                "free (model "
+                "weights, the Hugging Face cache and the images need it). Fix: free space or "
+                "add a disk there,"
                 " or lower preflight_min_free_disk_gib knowingly."
             )
     min_ram = values.get("preflight_min_ram_gib")
@@ -604,12 +760,21 @@ def host_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> tupl
         ram = int(context["ram_bytes"]) / 2**30
         if ram < min_ram:
             lines.append(
-                f"preflight_min_ram_gib={min_ram}: this machine has {ram:.1f} GiB of RAM (vLLM, OpenHands, "
-                "TEI and the sandboxes share it). Fix: add memory, or lower preflight_min_ram_gib knowingly."
+                f"preflight_min_ram_gib={min_ram}: this machine has {ram:.1f} GiB of RAM (vLLM, "
+                "OpenHands, "
+                "TEI and the sandboxes share it). Fix: add memory, or lower "
+                "preflight_min_ram_gib knowingly."
             )
     for name in ("preflight_min_free_disk_gib", "preflight_min_ram_gib"):
         if name in values and (not _is_int(values[name]) or values[name] < 0):
-            lines.append(_line(name, values[name], "is not a number of GiB.", "write a plain number such as 64."))
+            lines.append(
+                _line(
+                    name,
+                    values[name],
+                    "is not a number of GiB.",
+                    "write a plain number such as 64.",
+                )
+            )
     if values.get("preflight_host_floors", "stop") == "warn":
         return [], lines
     return lines, []
@@ -629,6 +794,18 @@ def site_problems(values: Mapping[str, Any], context: Mapping[str, Any]) -> dict
     if "agent_stack_vllm_served_model_names" in values:
         problems += served_name_problems(values["agent_stack_vllm_served_model_names"])
     problems += model_problems(values, context)
+    problems += range_problems(values, _RANGES)
+    gpus = context.get("gpus") or []
+    tp = values.get("preflight_tensor_parallel_size")
+    if _is_int(tp) and gpus and tp > len(gpus):
+        problems.append(
+            _line(
+                "preflight_tensor_parallel_size",
+                tp,
+                f"is more than the GPUs found ({len(gpus)}).",
+                f"write null (every GPU) or at most {len(gpus)}.",
+            )
+        )
     problems += power_problems(values, context.get("gpus") or [])
     problems += shape_problems(values, context.get("specs") or {})
     problems += calendar_problems(values, context.get("calendars") or {})
@@ -665,5 +842,6 @@ class FilterModule:
         return {
             "aw_site_problems": site_problems,
             "aw_check_failures": check_failures,
+            "aw_plan_input_problems": plan_input_problems,
             "aw_cron_to_oncalendar": cron_to_oncalendar,
         }

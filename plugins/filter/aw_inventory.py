@@ -99,10 +99,27 @@ def shape_problem(name: str, value: Any, spec: Mapping[str, Any]) -> str | None:
     at commas; check_type_int refuses "32k" without saying what to write instead.
     """
     kind = spec.get("type")
+    if kind == "list" and isinstance(value, list):
+        plain = [
+            i for i, item in enumerate(value) if isinstance(item, Mapping) and "password" in item
+        ]
+        if plain:
+            return (
+                f"{name}[{plain[0]}] has a plain `password` (value not shown): a secret does "
+                "not belong in"
+                " the inventory. Fix: replace it with password_hash, the output of `caddy "
+                "hash-password`."
+            )
     if not isinstance(value, str):
         return None
     if kind == "bool":
-        meant = "true" if value.strip().lower() in _TRUE else "false" if value.strip().lower() in _FALSE else None
+        meant = (
+            "true"
+            if value.strip().lower() in _TRUE
+            else "false"
+            if value.strip().lower() in _FALSE
+            else None
+        )
         fix = f"write {meant} without quotes" if meant else "write true or false without quotes"
         return (
             f'{name}="{value}" is a string, not a boolean: in a template or `when:` any non-empty '
@@ -120,7 +137,8 @@ def shape_problem(name: str, value: Any, spec: Mapping[str, Any]) -> str | None:
         except ValueError:
             digits = "".join(ch for ch in value if ch.isdigit() or ch == ".") or "a number"
             return (
-                f'{name}="{value}" is not a plain number (units such as "32k" or "10GB" are not read). '
+                f'{name}="{value}" is not a plain number (units such as "32k" or "10GB" are not '
+                "read). "
                 f"Fix: write the number alone, in the unit the variable's name or README gives "
                 f"(for example {digits} with the unit converted)."
             )
