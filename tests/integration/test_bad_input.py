@@ -533,7 +533,7 @@ ROWS = [
         "basic-auth-plain-password",
         {"caddy_basic_auth_users": [{"name": "alice", "password": "hunter2-plain"}]},
         [
-            "caddy_basic_auth_users[0] (alice) has a plain `password`",
+            "caddy_basic_auth_users[0] has a plain `password`",
             "Fix: replace it with password_hash",
         ],
         absent=["hunter2-plain"],
