@@ -87,6 +87,64 @@ def merge_specs(documents: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, A
     return merged
 
 
+_TRUE = {"yes", "true", "on", "1", "y"}
+_FALSE = {"no", "false", "off", "0", "n"}
+
+
+def shape_problem(name: str, value: Any, spec: Mapping[str, Any]) -> str | None:
+    """What the argument-spec validator would silently convert but the roles read differently.
+
+    ansible-core's check_type_bool turns the string "no" into False, yet a template or `when:`
+    reading the variable sees a non-empty string, which is true; check_type_list splits a string
+    at commas; check_type_int refuses "32k" without saying what to write instead.
+    """
+    kind = spec.get("type")
+    if kind == "list" and isinstance(value, list):
+        plain = [
+            i for i, item in enumerate(value) if isinstance(item, Mapping) and "password" in item
+        ]
+        if plain:
+            return (
+                f"{name}[{plain[0]}] has a plain `password` (value not shown): a secret does "
+                "not belong in"
+                " the inventory. Fix: replace it with password_hash, the output of `caddy "
+                "hash-password`."
+            )
+    if not isinstance(value, str):
+        return None
+    if kind == "bool":
+        meant = (
+            "true"
+            if value.strip().lower() in _TRUE
+            else "false"
+            if value.strip().lower() in _FALSE
+            else None
+        )
+        fix = f"write {meant} without quotes" if meant else "write true or false without quotes"
+        return (
+            f'{name}="{value}" is a string, not a boolean: in a template or `when:` any non-empty '
+            f"string is true. Fix: {fix}."
+        )
+    if kind == "list":
+        parts = [part.strip() for part in value.split(",")]
+        return (
+            f'{name}="{value}" is a string, not a list. Fix: write a YAML list, '
+            f"[{', '.join(parts)}]."
+        )
+    if kind in ("int", "float"):
+        try:
+            float(value)
+        except ValueError:
+            digits = "".join(ch for ch in value if ch.isdigit() or ch == ".") or "a number"
+            return (
+                f'{name}="{value}" is not a plain number (units such as "32k" or "10GB" are not '
+                "read). "
+                f"Fix: write the number alone, in the unit the variable's name or README gives "
+                f"(for example {digits} with the unit converted)."
+            )
+    return None
+
+
 def inventory_problems(
     variables: Mapping[str, Any],
     specs: Mapping[str, Mapping[str, Any]],
@@ -109,7 +167,12 @@ def inventory_problems(
             hint = f" Did you mean {guess[0]}?" if guess else ""
             problems.append(f"{name} is not a variable of this project.{hint}")
             continue
-        provided[name] = _plain(variables[name])
+        value = _plain(variables[name])
+        shape = shape_problem(name, value, specs[name])
+        if shape:
+            problems.append(shape)
+            continue
+        provided[name] = value
     if provided:
         spec = {name: _clean_spec(specs[name]) for name in provided}
         result = ArgumentSpecValidator(spec).validate(provided)
