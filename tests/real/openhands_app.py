@@ -15,6 +15,11 @@ adaptations, both because of the machine the tests run on, each the only change:
 2. The process sandbox's readiness wait (30 s, process_sandbox_service.py
    `_wait_for_server_ready`) becomes AW_OH_SANDBOX_READY_S (default 900 s): the agent-server's
    first import takes minutes on two loaded cores (tests/real/README.md).
+3. The process sandbox's port finder (`_find_unused_port`: bind, release, return) gives the
+   SAME free port to two sandboxes started at once, because an agent-server binds it only after
+   its slow import; the second then dies with "address already in use" (seen with the queue's
+   two parallel tasks). The launcher remembers the ports it handed out and skips them. The
+   Docker sandbox service production runs maps container ports and does not have this race.
 """
 
 from __future__ import annotations
@@ -44,6 +49,25 @@ async def _wait_longer(self: pss.ProcessSandboxService, port: int, timeout: int 
 
 
 pss.ProcessSandboxService._wait_for_server_ready = _wait_longer  # type: ignore[method-assign]
+
+_find = pss.ProcessSandboxService._find_unused_port
+_given: set[int] = set()
+
+
+def _find_unused_port_once(self: pss.ProcessSandboxService) -> int:
+    base = self.base_port
+    try:
+        while True:
+            port = _find(self)
+            if port not in _given:
+                _given.add(port)
+                return port
+            self.base_port = port + 1
+    finally:
+        self.base_port = base
+
+
+pss.ProcessSandboxService._find_unused_port = _find_unused_port_once  # type: ignore[method-assign]
 
 import uvicorn  # noqa: E402
 
