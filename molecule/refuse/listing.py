@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["compare"] and len(argv) == 3:
         return compare(argv[1], argv[2])
     if argv:
-        print("usage: python3 - < listing.py   |   listing.py compare BEFORE AFTER", file=sys.stderr)
+        print("usage: python3 - < listing.py  |  listing.py compare BEFORE AFTER", file=sys.stderr)
         return 2
     sys.stdout.write("\n".join(listing()) + "\n")
     return 0

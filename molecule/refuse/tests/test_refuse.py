@@ -11,7 +11,7 @@ def test_no_data_directory(host):
 
 
 def test_base_packages_not_installed(host):
-    # roles/base's first change is one apt transaction of base_packages; the image has none of these.
+    # roles/base's first change: one apt transaction of base_packages (none is in the image).
     for name in ("acl", "jq", "unattended-upgrades"):
         assert not host.package(name).is_installed, name
 
