@@ -22,8 +22,9 @@ ROOTS = ["/etc", "/usr", "/opt", "/srv", "/home", "/var/lib"]
 # Paths left out because they change by themselves while the instance idles. None is needed in
 # the Debian 13 base image once boot has finished (converge.yml waits for
 # `systemctl is-system-running --wait` first): listings of an idle instance taken 3, 4 and 19
-# minutes after boot (the last after systemd-tmpfiles-clean.timer had fired) were identical. During boot /etc/.updated, /etc/ld.so.cache and /etc/mtab still change
-# (systemd-update-done, ldconfig.service, systemd-tmpfiles), which is why converge waits.
+# minutes after boot (the last after systemd-tmpfiles-clean.timer had fired) were identical.
+# During boot /etc/.updated, /etc/ld.so.cache and /etc/mtab still change (systemd-update-done,
+# ldconfig.service, systemd-tmpfiles), which is why converge waits.
 # /var/lib/systemd/random-seed is not written in a container (systemd-random-seed.service has
 # ConditionVirtualization=!container); the apt-daily and dpkg-db-backup timers are hours away
 # from a fresh boot (their stamps would go to /var/lib/systemd/timers).
