@@ -127,7 +127,26 @@ def test_other_port_dropped_from_the_network(host, extra_listener):
         socket.create_connection((container_ip(host), extra_listener), timeout=3)
 
 
-def test_bindings_check_rejects_the_public_listener(host, extra_listener):
+@pytest.fixture(scope="module")
+def udp_listener(host):
+    """A service that wrongly binds UDP 0.0.0.0:9999."""
+    if host.run("systemctl is-active --quiet aw-test-udp-9999").rc != 0:
+        host.run_test("systemctl reset-failed aw-test-udp-9999")
+        code = (
+            "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+            " s.bind(('0.0.0.0', 9999)); time.sleep(3600)"
+        )
+        cmd = host.run("systemd-run --unit aw-test-udp-9999 python3 -c %s", code)
+        assert cmd.rc == 0, cmd.stderr
+    for _ in range(50):
+        if "0.0.0.0:9999" in host.run("ss -Hulnp").stdout:
+            break
+        host.run("sleep 0.2")
+    assert "0.0.0.0:9999" in host.run("ss -Hulnp").stdout
+    return 9999
+
+
+def test_bindings_check_rejects_the_public_listener(host, extra_listener, udp_listener):
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     env = dict(
         os.environ,
@@ -144,9 +163,11 @@ def test_bindings_check_rejects_the_public_listener(host, extra_listener):
     )
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
-    assert re.search(r"without\s+being\s+allowed:\s+python3\s+on\s+0\.0\.0\.0:8080[.;]", out), out
+    assert re.search(r"allowed:.*python3\s+on\s+tcp\s+0\.0\.0\.0:8080[.;]", out), out
+    # ss -u: a UDP socket bound to every address is reported too
+    assert re.search(r"python3\s+on\s+udp\s+0\.0\.0\.0:9999[.;]", out), out
     # the allowed stand-in (python3:443) is not reported
-    assert not re.search(r"python3\s+on\s+0\.0\.0\.0:443\b", out), out
+    assert not re.search(r"python3\s+on\s+tcp\s+0\.0\.0\.0:443\b", out), out
 
 
 def _udp_ports(rule, field):
@@ -203,7 +224,8 @@ def _converge(extra_vars):
             os.environ["MOLECULE_INVENTORY_FILE"],
             os.path.join(os.environ["AW_ROOT"], ".config", "molecule", "converge.yml"),
             "-e",
-            json.dumps(extra_vars),
+            # the test listeners of this module stay up: the bindings check is tested above
+            json.dumps({"firewall_check_bindings": False, **extra_vars}),
         ],
         capture_output=True,
         text=True,
