@@ -11,7 +11,8 @@ https://qdrant.tech/documentation/concepts/snapshots): every answer is
 {name, creation_time, size, checksum (sha256)}; the upload endpoint takes multipart/form-data
 with a `snapshot` file field and `priority`/`wait` query parameters; auth is the `api-key`
 header. It is NOT Qdrant: points live in memory, a "snapshot" is this server's own JSON
-(not Qdrant's tar format), and there is no vector search. Endpoints:
+wrapped in a tar archive (one member, `points.json`; real Qdrant snapshots are tar archives
+too, so a restore's read-to-the-end check applies), and there is no vector search. Endpoints:
 
   GET    /collections                                   list
   PUT    /collections/{c}                               create (body ignored)
@@ -32,8 +33,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import io
 import json
 import re
+import tarfile
 import threading
 import time
 import urllib.parse
@@ -44,6 +47,24 @@ COLLECTIONS: dict[str, dict[str, Any]] = {}
 SNAPSHOTS: dict[str, dict[str, bytes]] = {}
 LOCK = threading.Lock()
 API_KEY = ""
+
+
+def tar_one(payload: bytes) -> bytes:
+    """The snapshot file: a tar archive holding points.json."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        info = tarfile.TarInfo("points.json")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    return out.getvalue()
+
+
+def untar_one(data: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+        member = archive.extractfile("points.json")
+        if member is None:
+            raise ValueError("points.json is not a file")
+        return member.read()
 
 
 def envelope(result: Any, started: float) -> bytes:
@@ -135,9 +156,9 @@ class Handler(BaseHTTPRequestHandler):
                 return
             try:
                 COLLECTIONS[name] = {
-                    "points": {str(p["id"]): p for p in json.loads(data)["points"]}
+                    "points": {str(p["id"]): p for p in json.loads(untar_one(data))["points"]}
                 }
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, tarfile.TarError, EOFError) as exc:
                 self.error(400, f"Bad snapshot: {exc}", started)
                 return
             self.reply(200, envelope(True, started))
@@ -152,9 +173,11 @@ class Handler(BaseHTTPRequestHandler):
         elif rest == ["snapshots"] and method == "POST":
             stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d-%H-%M-%S")
             snap = f"{name}-standin-{stamp}-{len(SNAPSHOTS.get(name, {}))}.snapshot"
-            data = json.dumps(
-                {"collection": name, "points": list(COLLECTIONS[name]["points"].values())}
-            ).encode()
+            data = tar_one(
+                json.dumps(
+                    {"collection": name, "points": list(COLLECTIONS[name]["points"].values())}
+                ).encode()
+            )
             SNAPSHOTS.setdefault(name, {})[snap] = data
             self.reply(200, envelope(self.describe(snap, data), started))
         elif rest == ["snapshots"] and method == "GET":

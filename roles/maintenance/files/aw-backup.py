@@ -4,7 +4,8 @@
 """Nightly backup, verify and restore of the agent stack's data (stdlib only).
 
   aw-backup.py --config FILE backup            take a backup (free-space check first)
-  aw-backup.py --config FILE verify NAME       check every file against MANIFEST.json
+  aw-backup.py --config FILE verify NAME       every sha256 against MANIFEST.json, and every
+                                               archive read to its end
   aw-backup.py --config FILE restore NAME [--only ITEM ...]
                                                verify, then restore (services stopped by the caller)
   aw-backup.py --config FILE list              backups, newest first (JSON)
@@ -21,11 +22,19 @@ What is backed up (each part optional in the config):
 Backups are written to BACKUP_DIR/<UTC timestamp>.partial and renamed when complete, with a
 MANIFEST.json holding the sha256 of every file; backups older than keep_days are deleted (the
 newest complete one is always kept). Each run writes a status file that doctor.yml reads.
+
+A restore cannot destroy: every archive is checked first (sha256 and read to its end), then
+each one is extracted into a new directory next to its target (for a volume: inside the
+volume), and only when that extraction finished is it swapped in by rename. The data it
+replaces is kept, never deleted: a host path as PATH.pre-restore-<stamp>, a volume's contents
+in a new volume VOLUME.pre-restore-<stamp>, a Qdrant collection as a snapshot under
+BACKUP_DIR/pre-restore-<stamp>/. A corrupt or truncated archive leaves every target as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gzip
 import hashlib
@@ -41,6 +50,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import zlib
 from typing import Any
 
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -149,17 +159,53 @@ def tar_volume(
             raise BackupError(f"reading volume {volume} failed: {err.strip()}")
 
 
+# The swap, run by /bin/sh inside the helper container (busybox or coreutils: mkdir, tar, cp,
+# mv, rm). ROOT is the target volume, OLD an empty new volume for what it held, STAMP names
+# the staging directory, MEMBERS (space separated, optional) limits the swap to those names.
+# The archive is extracted into ROOT/.aw-restore-STAMP first (same file system, so the swap is
+# a rename); until the old contents are copied to OLD, ROOT is not touched. Exit 3: the
+# extraction failed, 4: copying the old contents failed; in both cases ROOT is unchanged.
+SWAP_SH = r"""
+set -u
+new="$ROOT/.aw-restore-$STAMP"
+rm -rf "$new" && mkdir "$new" || exit 5
+if ! tar -C "$new" -xf -; then rm -rf "$new"; echo "the archive did not extract" >&2; exit 3; fi
+wanted() {
+  [ -z "${MEMBERS:-}" ] && return 0
+  for m in $MEMBERS; do [ "$m" = "$1" ] && return 0; done
+  return 1
+}
+list() { find "$1" -mindepth 1 -maxdepth 1; }
+list "$ROOT" | while IFS= read -r e; do
+  [ "$e" = "$new" ] && continue
+  wanted "$(basename "$e")" || continue
+  cp -a "$e" "$OLD"/ || { echo "copying $e aside failed" >&2; exit 4; }
+done || { rm -rf "$new"; exit 4; }
+list "$ROOT" | while IFS= read -r e; do
+  [ "$e" = "$new" ] && continue
+  if wanted "$(basename "$e")"; then rm -rf "$e" || exit 6; fi
+done || exit 6
+list "$new" | while IFS= read -r e; do mv "$e" "$ROOT"/ || exit 6; done || exit 6
+rmdir "$new"
+"""
+
+
 def untar_volume(
-    cfg: dict[str, Any], volume: str, src: str, clear: bool = True, members: list[str] | None = None
-) -> None:
-    if members:
-        wipe = " ".join(f"'/dst/{m}'" for m in members)
-        shell = f"rm -rf {wipe}; tar -C /dst -xf -"
-    else:
-        shell = (
-            "find /dst -mindepth 1 -maxdepth 1 -exec rm -rf {} \\; ; " if clear else ""
-        ) + "tar -C /dst -xf -"
-    cmd = helper_cmd(cfg, volume, "/dst", shell, interactive=True)
+    cfg: dict[str, Any], volume: str, src: str, stamp: str, members: list[str] | None = None
+) -> str:
+    """Extract next to the data inside the volume, keep the old contents, swap; returns the
+    name of the volume that keeps the old contents."""
+    keep = f"{volume}.pre-restore-{stamp}"
+    docker = cfg.get("docker", "docker")
+    run([docker, "volume", "create", keep], cfg)
+    cmd = helper_cmd(cfg, volume, "/dst", SWAP_SH, interactive=True)
+    # the second volume and the swap's parameters, before the image name
+    at = cmd.index(cfg["helper_image"])
+    cmd[at:at] = [
+        "-v", f"{keep}:/old",
+        "-e", "ROOT=/dst", "-e", "OLD=/old", "-e", f"STAMP={stamp}",
+        "-e", f"MEMBERS={' '.join(members or [])}",
+    ]  # fmt: skip
     with gzip.open(src, "rb") as data:
         # Stream the decompressed tar (a GzipFile's fileno() is the compressed file: never
         # hand it to subprocess as stdin).
@@ -171,13 +217,28 @@ def untar_volume(
             env=docker_env(cfg),
         )
         assert proc.stdin is not None
-        try:
-            shutil.copyfileobj(data, proc.stdin)
-        finally:
-            proc.stdin.close()
+        # a helper that stopped reading says why in its exit status
+        with contextlib.suppress(BrokenPipeError):
+            try:
+                shutil.copyfileobj(data, proc.stdin)
+            finally:
+                proc.stdin.close()
         err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.wait() != 0:
-        raise BackupError(f"restoring volume {volume} failed: {err.strip()}")
+    code = proc.wait()
+    if code in (3, 4, 5):
+        subprocess.run(
+            [docker, "volume", "rm", keep], env=docker_env(cfg), capture_output=True, check=False
+        )
+        raise BackupError(
+            f"restoring volume {volume} failed before the swap, the volume is unchanged:"
+            f" {err.strip()}"
+        )
+    if code != 0:
+        raise BackupError(
+            f"restoring volume {volume} failed during the swap ({code}): {err.strip()}; its old"
+            f" contents are in volume {keep}, the new ones in .aw-restore-{stamp} inside it"
+        )
+    return keep
 
 
 def tar_path(path: str, dest: str, members: list[str] | None = None) -> None:
@@ -188,20 +249,45 @@ def tar_path(path: str, dest: str, members: list[str] | None = None) -> None:
                 archive.add(full, arcname=member)
 
 
-def untar_path(path: str, src: str, clear: bool = True, members: list[str] | None = None) -> None:
-    os.makedirs(path, exist_ok=True)
-    victims = members if members else (os.listdir(path) if clear else [])
-    for name in victims:
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        elif os.path.lexists(full):
-            os.unlink(full)
-    with tarfile.open(src, "r:gz") as archive:
+def _extract(archive_path: str, dest: str) -> None:
+    with tarfile.open(archive_path, "r:gz") as archive:
         if hasattr(tarfile, "tar_filter"):  # Python >= 3.11.4 (and Debian's backports)
-            archive.extractall(path, filter="tar")  # keeps owners/modes, refuses paths outside
+            archive.extractall(dest, filter="tar")  # keeps owners/modes, refuses paths outside
         else:  # pragma: no cover - older 3.11 on Debian 12 without the backport
-            archive.extractall(path)
+            archive.extractall(dest)
+
+
+def untar_path(path: str, src: str, stamp: str, members: list[str] | None = None) -> str:
+    """Extract into PATH.aw-restore-STAMP (next to PATH: same file system), then swap by
+    rename; the replaced data is kept as PATH.pre-restore-STAMP, which is returned."""
+    path = path.rstrip("/")
+    staging = f"{path}.aw-restore-{stamp}"
+    keep = f"{path}.pre-restore-{stamp}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging, mode=0o700)
+    try:
+        _extract(src, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if os.path.isdir(path):  # the restored directory gets the owner and mode of the old one
+        info = os.stat(path)
+        os.chown(staging, info.st_uid, info.st_gid)
+        os.chmod(staging, info.st_mode & 0o7777)
+    if not members:
+        if os.path.lexists(path):
+            os.rename(path, keep)
+        os.rename(staging, path)
+        return keep
+    os.makedirs(path, exist_ok=True)
+    os.makedirs(keep, mode=0o700)
+    for name in members:
+        if os.path.lexists(os.path.join(path, name)):
+            os.rename(os.path.join(path, name), os.path.join(keep, name))
+        if os.path.lexists(os.path.join(staging, name)):
+            os.rename(os.path.join(staging, name), os.path.join(path, name))
+    shutil.rmtree(staging)
+    return keep
 
 
 # ---------------------------------------------------------------- qdrant
@@ -474,7 +560,26 @@ def load_manifest(cfg: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
         return path, json.load(handle)
 
 
+def archive_problem(full: str) -> str | None:
+    """Read a tar archive (gzip or plain) to its end: every header and every member's data,
+    so gzip checks its CRC and length. None when it is whole, else what is wrong."""
+    try:
+        with tarfile.open(full, "r:*") as archive:
+            for member in archive:
+                if member.isfile():
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        while handle.read(1 << 20):
+                            pass
+    except (EOFError, tarfile.ReadError) as exc:
+        return f"the archive ends early or is not a tar archive (truncated?): {exc}"
+    except (OSError, zlib.error, tarfile.TarError) as exc:
+        return f"the archive is damaged: {exc}"
+    return None
+
+
 def verify(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """Every file's sha256 against the manifest, then every archive read to its end."""
     path, manifest = load_manifest(cfg, name)
     bad = []
     for item in manifest["items"]:
@@ -482,10 +587,19 @@ def verify(cfg: dict[str, Any], name: str) -> dict[str, Any]:
         if not os.path.isfile(full):
             bad.append(f"{item['file']}: missing")
         elif sha256_file(full) != item["sha256"]:
-            bad.append(f"{item['file']}: sha256 mismatch")
+            bad.append(
+                f"{item['file']}: sha256 mismatch (the file changed after the backup wrote it:"
+                " corrupt or tampered)"
+            )
+        else:
+            problem = archive_problem(full)
+            if problem:
+                bad.append(f"{item['file']}: {problem}")
     if bad:
         raise BackupError(
-            f"backup {name} failed verification, nothing was restored: {'; '.join(bad)}"
+            f"backup {name} cannot be restored, nothing was changed: {'; '.join(bad)}."
+            f" Fix: restore another backup (`aw-backup.py list` names them, newest first);"
+            f" keep {path} for inspection"
         )
     return {"backup": name, "verified": len(manifest["items"]), "items": manifest["items"]}
 
@@ -493,7 +607,9 @@ def verify(cfg: dict[str, Any], name: str) -> dict[str, Any]:
 def restore(cfg: dict[str, Any], name: str, only: list[str]) -> dict[str, Any]:
     checked = verify(cfg, name)  # every checksum before anything is overwritten
     path, manifest = load_manifest(cfg, name)
+    stamp = now().strftime(STAMP)
     done = []
+    kept = []
     for item in manifest["items"]:
         key = f"{item['kind']}:{item['name']}"
         if only and item["kind"] not in only and key not in only:
@@ -504,18 +620,24 @@ def restore(cfg: dict[str, Any], name: str, only: list[str]) -> dict[str, Any]:
                 raise BackupError(
                     "the backup holds Qdrant snapshots but the config has no qdrant section"
                 )
-            Qdrant(cfg["qdrant"]).upload(item["name"], src)
+            client = Qdrant(cfg["qdrant"])
+            if item["name"] in client.collections():  # keep what the upload replaces
+                aside = os.path.join(cfg["backup_dir"], f"pre-restore-{stamp}", "qdrant")
+                os.makedirs(aside, mode=0o700, exist_ok=True)
+                client.snapshot(item["name"], os.path.join(aside, f"{item['name']}.snapshot"))
+                kept.append(os.path.join(aside, f"{item['name']}.snapshot"))
+            client.upload(item["name"], src)
         elif item["kind"] == "redis":
             red = cfg["redis"]
             members = red.get("files", ["dump.rdb", "appendonlydir"])
             if red.get("volume"):
-                untar_volume(cfg, red["volume"], src, members=members)
+                kept.append(untar_volume(cfg, red["volume"], src, stamp, members=members))
             else:
-                untar_path(red["path"], src, members=members)
+                kept.append(untar_path(red["path"], src, stamp, members=members))
         elif item["kind"] == "volume":
-            untar_volume(cfg, item["name"], src)
+            kept.append(untar_volume(cfg, item["name"], src, stamp))
         elif item["kind"] == "path":
-            untar_path(item["path"], src)
+            kept.append(untar_path(item["path"], src, stamp))
         done.append(key)
         log(f"restored {key}")
     return {
@@ -523,6 +645,7 @@ def restore(cfg: dict[str, Any], name: str, only: list[str]) -> dict[str, Any]:
         "status": "ok",
         "backup": name,
         "restored": done,
+        "kept": kept,
         "verified": checked["verified"],
     }
 
@@ -561,7 +684,15 @@ def main(argv: list[str] | None = None) -> int:
             result = verify(cfg, args.name)
         else:
             result = restore(cfg, args.name, args.only)
-    except (BackupError, OSError, KeyError, ValueError) as exc:
+    except (
+        BackupError,
+        OSError,
+        KeyError,
+        ValueError,
+        EOFError,
+        zlib.error,
+        tarfile.TarError,
+    ) as exc:
         log(f"FAILED: {exc}")
         if args.command == "backup":
             write_status(

@@ -9,13 +9,14 @@ import pytest
 
 HOST = "workstation.molecule.test"
 PASSWORD = "molecule-test-only-pw"  # test-only; its bcrypt hash is made in prepare.yml
+PASSWORD_FILE = "/etc/agent-workstation/caddy/admin-password"  # the generated user's
 ADMIN_SOCKET = "/run/caddy/admin.sock"
 SCENARIO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def curl(host, port, path="/", user=None):
+def curl(host, port, path="/", password=None, user="admin"):
     """HTTPS request through Caddy (tls internal, so -k); returns (status, headers, body)."""
-    auth = f"-u molecule:{user} " if user else ""
+    auth = f"-u {user}:{password} " if password else ""
     cmd = (
         f"curl -sk --max-time 10 --resolve {HOST}:{port}:127.0.0.1 {auth}"
         f"-D /tmp/h -o /tmp/b -w '%{{http_code}}' https://{HOST}:{port}{path}"
@@ -27,6 +28,11 @@ def curl(host, port, path="/", user=None):
     return int(status), headers.lower(), body
 
 
+@pytest.fixture
+def admin_pw(host):
+    return host.file(PASSWORD_FILE).content_string.strip()
+
+
 def test_caddy_runs_from_debian(host):
     assert host.package("caddy").is_installed
     assert host.package("caddy").version.startswith("2.6")
@@ -35,20 +41,28 @@ def test_caddy_runs_from_debian(host):
     assert svc.is_enabled
 
 
-def test_config_files_are_private(host):
+def test_config_files_are_private(host, admin_pw):
     cfg = host.file("/etc/caddy/Caddyfile")
     assert (cfg.user, cfg.group, cfg.mode) == ("root", "caddy", 0o640)
     assert cfg.content_string.startswith("#")
     assert "Ansible managed" in cfg.content_string
     auth = host.file("/etc/caddy/basic-auth.caddyfile")
     assert (auth.user, auth.group, auth.mode) == ("root", "caddy", 0o640)
-    assert "molecule $2a$" in auth.content_string
-    assert PASSWORD not in auth.content_string
-    assert PASSWORD not in cfg.content_string
+    hashed = host.file(PASSWORD_FILE + ".bcrypt").content_string.strip()
+    assert hashed.startswith("$2a$14$")
+    assert f"admin {hashed}" in auth.content_string  # only the hash reaches Caddy
+    for path in ("/etc/caddy/Caddyfile", "/etc/caddy/basic-auth.caddyfile"):
+        assert admin_pw not in host.file(path).content_string
+    for path in (PASSWORD_FILE, PASSWORD_FILE + ".bcrypt"):
+        secret = host.file(path)
+        assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+    folder = host.file(os.path.dirname(PASSWORD_FILE))
+    assert (folder.user, folder.mode) == ("root", 0o700)
+    assert len(admin_pw) >= 32
 
 
-def test_open_webui_through_caddy_with_headers(host):
-    status, headers, body = curl(host, 443, user=PASSWORD)
+def test_open_webui_through_caddy_with_headers(host, admin_pw):
+    status, headers, body = curl(host, 443, password=admin_pw)
     assert status == 200
     assert "stand-in open_webui" in body
     assert "strict-transport-security: max-age=31536000" in headers
@@ -58,24 +72,29 @@ def test_open_webui_through_caddy_with_headers(host):
     assert "\nserver:" not in headers
 
 
-def test_basic_auth_required(host):
-    status, headers, _ = curl(host, 443)
+@pytest.mark.parametrize(
+    ("port", "path", "page"),
+    [
+        (443, "/", "stand-in open_webui"),
+        (8443, "/", "stand-in openhands"),
+        (3443, "/", "stand-in grafana"),
+        (3443, "/extra/", "stand-in open_webui under /extra"),
+    ],
+)
+def test_every_site_requires_authentication_by_default(host, admin_pw, port, path, page):
+    status, headers, body = curl(host, port, path)
     assert status == 401
     assert 'www-authenticate: basic realm="restricted"' in headers
-    status, _, _ = curl(host, 443, user="wrong-password")
-    assert status == 401
-    status, _, body = curl(host, 8443, user=PASSWORD)
-    assert status == 200 and "stand-in openhands" in body
-    assert curl(host, 8443)[0] == 401
+    assert page not in body
+    assert curl(host, port, path, password="wrong-password")[0] == 401
+    assert curl(host, port, path, password=admin_pw, user="root")[0] == 401
+    status, _, body = curl(host, port, path, password=admin_pw)
+    assert status == 200 and page in body
 
 
-def test_site_without_basic_auth_and_sub_path(host):
-    status, _, body = curl(host, 3443)
-    assert status == 200 and "stand-in grafana" in body
+def test_sub_path_redirect(host, admin_pw):
     # The sub-path is passed on unchanged (the app must be configured to live under it).
-    status, _, body = curl(host, 3443, "/extra/")
-    assert status == 200 and "stand-in open_webui under /extra" in body
-    status, headers, _ = curl(host, 3443, "/extra")
+    status, headers, _ = curl(host, 3443, "/extra", password=admin_pw)
     assert status in (301, 302, 308) and "location: /extra/" in headers
 
 
@@ -127,8 +146,8 @@ def test_admin_api_is_not_on_tcp(host):
         "-H 'Content-Type: application/json' -d '{}' http://127.0.0.1:2019/load"
     )
     assert out == "404"
-    # The POST above did not replace the config: the sites still answer.
-    assert curl(host, 3443)[0] == 200
+    # The POST above did not replace the config: the sites still answer (and still ask).
+    assert curl(host, 3443)[0] == 401
 
 
 def test_metrics_for_prometheus(host):
@@ -178,6 +197,14 @@ def run_converge(extra_vars):
             "caddy_basic_auth_users: entries eve need a name",
         ),
         (
+            {"caddy_sites": [{"name": "open_webui"}, {"name": "grafana", "basic_auth": False}]},
+            "caddy_sites: grafana set basic_auth: false, but every site requires authentication",
+        ),
+        (
+            {"caddy_auth_password_file": "relative/pw"},
+            "caddy_auth_password_file=relative/pw. Fix:",
+        ),
+        (
             {"caddy_metrics_listen": "0.0.0.0:2019"},
             "caddy_metrics_listen=0.0.0.0:2019: the /metrics site must listen on a loopback",
         ),
@@ -205,7 +232,7 @@ def caddy_pid(host):
     return host.check_output("systemctl show -P MainPID caddy")
 
 
-def test_config_change_is_reloaded_through_the_admin_socket(host):
+def test_config_change_is_reloaded_through_the_admin_socket(host, admin_pw):
     """A changed Caddyfile reaches the running Caddy by `systemctl reload` (caddy reload over the
     Unix socket), without a restart; then the original configuration is put back the same way."""
     pid = caddy_pid(host)
@@ -220,7 +247,7 @@ def test_config_change_is_reloaded_through_the_admin_socket(host):
     result = run_converge({"caddy_security_headers": headers})
     assert result.returncode == 0, result.stdout[-3000:]
     assert "RUNNING HANDLER [caddy : Reload caddy]" in result.stdout
-    assert "x-molecule-reload: through-the-socket" in curl(host, 3443)[1]
+    assert "x-molecule-reload: through-the-socket" in curl(host, 3443, password=admin_pw)[1]
     assert caddy_pid(host) == pid  # reloaded, not restarted
     journal = host.check_output(f"journalctl -u caddy --since '{since}' --no-pager -o cat")
     assert "Reloaded caddy.service" in journal or "Reloaded Caddy" in journal, journal[-2000:]
@@ -228,7 +255,7 @@ def test_config_change_is_reloaded_through_the_admin_socket(host):
 
     result = run_converge({})
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "x-molecule-reload" not in curl(host, 3443)[1]
+    assert "x-molecule-reload" not in curl(host, 3443, password=admin_pw)[1]
     assert caddy_pid(host) == pid
 
 
@@ -248,7 +275,7 @@ def test_moving_the_admin_socket_restarts_caddy(host):
             "-o /dev/null -w '%{http_code}' http://localhost/config/"
         )
         assert status == "200"
-        assert curl(host, 3443)[0] == 200
+        assert curl(host, 3443)[0] == 401
     finally:
         result = run_converge({})
     assert result.returncode == 0, result.stdout[-3000:]
@@ -256,3 +283,43 @@ def test_moving_the_admin_socket_restarts_caddy(host):
     # (systemd leaves the old, now empty directory in /run until the next boot.)
     assert not host.file(moved).exists
     assert admin(host, "/config/").rc == 0
+
+
+def test_operator_users_replace_the_generated_one_and_it_comes_back_unchanged(host, admin_pw):
+    hashed = host.file("/root/molecule-basic-auth.hash").content_string.strip()
+    pw_before = host.file(PASSWORD_FILE).content
+    try:
+        result = run_converge(
+            {"caddy_basic_auth_users": [{"name": "molecule", "password_hash": hashed}]}
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert hashed not in result.stdout  # no_log / diff: false
+        assert curl(host, 8443, password=PASSWORD, user="molecule")[0] == 200
+        assert curl(host, 8443, password=admin_pw)[0] == 401
+    finally:
+        result = run_converge({})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"its password is in {PASSWORD_FILE}" in " ".join(result.stdout.split())
+    assert admin_pw not in result.stdout + result.stderr
+    # the generated password survives re-runs: same file, same login
+    assert host.file(PASSWORD_FILE).content == pw_before
+    assert curl(host, 8443, password=admin_pw)[0] == 200
+
+
+def test_the_opt_out_is_loud_and_lets_a_site_go_without_a_login(host, admin_pw):
+    sites = [
+        {"name": "open_webui"},
+        {"name": "openhands"},
+        {"name": "grafana", "basic_auth": False},
+    ]
+    try:
+        result = run_converge({"caddy_auth_required": False, "caddy_sites": sites})
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "WARNING: caddy_auth_required is false" in result.stdout
+        assert curl(host, 3443)[0] == 200
+        assert curl(host, 443)[0] == 200  # no users given: no login anywhere
+    finally:
+        result = run_converge({})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert curl(host, 3443)[0] == 401
+    assert curl(host, 3443, password=admin_pw)[0] == 200

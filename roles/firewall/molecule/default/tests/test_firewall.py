@@ -86,7 +86,7 @@ def test_ssh_is_limited_to_the_sources(host):
     assert "192.0.2.0/24" in text and "2001:db8::/32" in text
 
 
-def test_tailnet_is_trusted(host):
+def test_tailnet_is_trusted_without_the_tailnet_only_policy(host):
     text = host.run("nft list table inet %s", TABLE).stdout
     assert 'iifname "tailscale0" accept' in text
 
@@ -127,7 +127,26 @@ def test_other_port_dropped_from_the_network(host, extra_listener):
         socket.create_connection((container_ip(host), extra_listener), timeout=3)
 
 
-def test_bindings_check_rejects_the_public_listener(host, extra_listener):
+@pytest.fixture(scope="module")
+def udp_listener(host):
+    """A service that wrongly binds UDP 0.0.0.0:9999."""
+    if host.run("systemctl is-active --quiet aw-test-udp-9999").rc != 0:
+        host.run_test("systemctl reset-failed aw-test-udp-9999")
+        code = (
+            "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM);"
+            " s.bind(('0.0.0.0', 9999)); time.sleep(3600)"
+        )
+        cmd = host.run("systemd-run --unit aw-test-udp-9999 python3 -c %s", code)
+        assert cmd.rc == 0, cmd.stderr
+    for _ in range(50):
+        if "0.0.0.0:9999" in host.run("ss -Hulnp").stdout:
+            break
+        host.run("sleep 0.2")
+    assert "0.0.0.0:9999" in host.run("ss -Hulnp").stdout
+    return 9999
+
+
+def test_bindings_check_rejects_the_public_listener(host, extra_listener, udp_listener):
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     env = dict(
         os.environ,
@@ -144,9 +163,11 @@ def test_bindings_check_rejects_the_public_listener(host, extra_listener):
     )
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
-    assert re.search(r"without\s+being\s+allowed:\s+python3\s+on\s+0\.0\.0\.0:8080[.;]", out), out
+    assert re.search(r"allowed:.*python3\s+on\s+tcp\s+0\.0\.0\.0:8080[.;]", out), out
+    # ss -u: a UDP socket bound to every address is reported too
+    assert re.search(r"python3\s+on\s+udp\s+0\.0\.0\.0:9999[.;]", out), out
     # the allowed stand-in (python3:443) is not reported
-    assert not re.search(r"python3\s+on\s+0\.0\.0\.0:443\b", out), out
+    assert not re.search(r"python3\s+on\s+tcp\s+0\.0\.0\.0:443\b", out), out
 
 
 def _udp_ports(rule, field):
@@ -179,3 +200,73 @@ def test_only_dhcpv6_replies_among_udp(host):
     # No other UDP port is opened by that rule: the only UDP accept is 547 -> 546.
     udp = [r for r in input_rules(host) if _udp_ports(r, "dport") is not None]
     assert [_udp_ports(r, "dport") for r in udp] == [546]
+
+
+def _iifname(rule):
+    for expr in rule["expr"]:
+        match = expr.get("match", {})
+        if match.get("left", {}).get("meta", {}).get("key") == "iifname":
+            return match["right"]
+    return None
+
+
+def _converge(extra_vars):
+    env = dict(
+        os.environ,
+        ANSIBLE_ROLES_PATH=os.path.join(os.environ["AW_ROOT"], "roles"),
+        ANSIBLE_FORCE_COLOR="false",
+        MOLECULE_PROJECT_DIRECTORY=os.path.join(os.environ["AW_ROOT"], "roles", "firewall"),
+    )
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(os.environ["AW_ROOT"], ".config", "molecule", "converge.yml"),
+            "-e",
+            # the test listeners of this module stay up: the bindings check is tested above
+            json.dumps({"firewall_check_bindings": False, **extra_vars}),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_tailnet_only_admits_the_site_ports_on_tailscale0_only(host):
+    """Tailscale on: the loaded ruleset admits Caddy's ports (and SSH) on tailscale0 only.
+    The acceptance on tailscale0 is asserted on the loaded rules (this container has no
+    tailnet); the drop of 443 arriving on eth0 is a real connection attempt."""
+    policy = {
+        "firewall_tailnet_only": True,
+        "firewall_trusted_interfaces": [],
+        "firewall_allowed_tcp_ports": [],
+    }
+    try:
+        run = _converge(policy)
+        assert run.returncode == 0, run.stdout[-3000:]
+        rules = input_rules(host)
+        tailnet = [r for r in rules if _iifname(r) == "tailscale0"]
+        assert len(tailnet) == 1
+        assert dports(tailnet[0]) == {22, 443, 3443, 8443}
+        assert not any(_iifname(r) == "tailscale0" and not dports(r) for r in rules)
+        elsewhere = set()
+        for rule in rules:
+            if _iifname(rule) is None:
+                elsewhere |= dports(rule)
+        assert elsewhere == {22}  # SSH from firewall_ssh_sources only
+        with pytest.raises(socket.timeout):
+            socket.create_connection((container_ip(host), 443), timeout=3)
+
+        refused = _converge({**policy, "firewall_trusted_interfaces": ["tailscale0"]})
+        out = " ".join((refused.stdout + refused.stderr).split())
+        assert refused.returncode != 0
+        assert "firewall_tailnet_only is true (Tailscale on)" in out, out[-3000:]
+        assert "that would admit every port on it" in out
+    finally:
+        run = _converge({})
+    assert run.returncode == 0, run.stdout[-3000:]
+    with socket.create_connection((container_ip(host), 443), timeout=5):
+        pass

@@ -94,6 +94,8 @@ def test_grafana_provisioning_is_valid_and_loads_the_same_rules(host):
     prom = _yaml(host, RULES)
     prom_rules = {r["alert"]: r for r in prom["groups"][0]["rules"]}
     alerting = _yaml(host, f"{GRAFANA}/provisioning/alerting/agent-workstation.yml")
+    for kind in ("alerting", "datasources", "dashboards"):  # contact points hold secrets
+        assert host.file(f"{GRAFANA}/provisioning/{kind}/agent-workstation.yml").mode == 0o600
     graf_rules = {r["title"]: r for r in alerting["groups"][0]["rules"]}
     assert sorted(graf_rules) == ALERT_NAMES
     for name, rule in graf_rules.items():
