@@ -19,6 +19,19 @@ What this relies on, read in openhands-ai 1.11.0 (the pinned app server, PyPI wh
 
 The key cannot be read back (GET masks it), so a change of key is detected through a SHA-256
 fingerprint of the key that the caller keeps in a private state file.
+
+MCP servers (``agent_settings.mcp_config``), read in openhands-ai 1.11.0 and openhands-sdk 1.34.0:
+- SDK ``settings/model.py``: ``mcp_config: dict[str, MCPServer]`` (server name -> server; a
+  legacy ``{"mcpServers": {...}}`` wrapper is unwrapped); ``mcp/config.py`` ``MCPServer``:
+  ``url``, ``transport`` one of ``stdio|http|streamable-http|sse`` (``shttp`` is read as
+  ``http``), ``headers``/``env``/``auth`` secrets that GET answers redacted (``**********``) and
+  that a POST of the redacted value turns into nothing; serialized without empty fields.
+- app ``settings/settings_models.py`` ``Settings.update``: ``agent_settings_diff.mcp_config``
+  REPLACES the whole map (no deep merge), so the map is posted whole: the servers already
+  stored plus the managed one.
+- app ``live_status_app_conversation_service.py`` ``_merge_custom_mcp_config``: every new
+  conversation adds the user's ``mcp_config`` to the agent's MCP servers; the agent-server in
+  the sandbox makes the calls, so the URL must be reachable from a sandbox.
 """
 
 from __future__ import annotations
@@ -116,9 +129,76 @@ def plan(
     return {"changed": bool(fields) or key_reason is not None, "fields": fields, "key": key_reason}
 
 
-def settings_payload(desired: dict[str, Any], api_key: str) -> dict[str, Any]:
-    """The POST body: only the *_diff shape (legacy keys get 422)."""
-    return {"agent_settings_diff": {"llm": {**desired, "api_key": api_key}}}
+REDACTED = "**********"  # openhands-sdk utils/pydantic_secrets.py REDACTED_SECRET_VALUE
+
+
+def desired_mcp_server(url: str) -> dict[str, Any]:
+    """One streamable-HTTP MCP server as the SDK serializes it (MCPServer, empty fields dropped)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(
+            f"mcp_url is {url!r}: it must be an http(s) URL, e.g. http://host:8765/mcp"
+        )
+    return {"url": url, "transport": "http"}
+
+
+def current_mcp(body: Any) -> dict[str, Any]:
+    """The stored MCP server map from a GET /api/v1/settings body (None: nothing saved yet)."""
+    if body is None:
+        return {}
+    agent = body.get("agent_settings") if isinstance(body, dict) else None
+    servers = agent.get("mcp_config") if isinstance(agent, dict) else None
+    if servers is None:
+        return {}
+    if isinstance(servers, dict) and isinstance(servers.get("mcpServers"), dict):
+        servers = servers["mcpServers"]
+    if not isinstance(servers, dict):
+        raise ValueError(
+            "the /api/v1/settings body has an agent_settings.mcp_config that is not an object"
+        )
+    return dict(servers)
+
+
+def _has_redacted(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_redacted(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_redacted(v) for v in value)
+    return value == REDACTED
+
+
+def plan_mcp(current: dict[str, Any], name: str, server: dict[str, Any] | None) -> dict[str, Any]:
+    """{changed, before, after, config}: the managed server `name` set to `server` (None: removed);
+    config is the whole map to post. Refuses (ValueError) when another stored server carries a
+    secret: GET only shows it redacted, and posting the map would erase it."""
+    before = current.get(name)
+    if before == server:
+        return {"changed": False, "before": before, "after": server, "config": current}
+    others = {k: v for k, v in current.items() if k != name}
+    secret = sorted(k for k, v in others.items() if _has_redacted(v))
+    if secret:
+        raise ValueError(
+            f"OpenHands' MCP settings hold other servers with secrets ({', '.join(secret)}): "
+            "OpenHands replaces the whole MCP map on a write and shows their secrets only "
+            f"redacted, so writing {name!r} would erase them. Fix: add {name!r} in OpenHands' "
+            "UI (MCP settings), or remove those servers and re-add them after this run"
+        )
+    config = dict(others)
+    if server is not None:
+        config[name] = server
+    return {"changed": True, "before": before, "after": server, "config": config}
+
+
+def settings_payload(
+    desired: dict[str, Any] | None, api_key: str | None, mcp_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The POST body: only the *_diff shape (legacy keys get 422). ``desired`` None leaves the
+    LLM alone; ``mcp_config`` None leaves the MCP servers alone."""
+    diff: dict[str, Any] = {}
+    if desired is not None:
+        diff["llm"] = {**desired, "api_key": api_key}
+    if mcp_config is not None:
+        diff["mcp_config"] = mcp_config
+    return {"agent_settings_diff": diff}
 
 
 def is_alive(status: int | None, body: Any) -> bool:

@@ -52,6 +52,20 @@ options:
   session_api_key_file:
     description: File holding the app's C(SESSION_API_KEY), sent as C(X-Session-API-Key).
     type: path
+  mcp_url:
+    description:
+      - "URL of a streamable-HTTP MCP server as seen from inside a sandbox (the agent-server
+        connects to it), e.g. C(http://host.docker.internal:8765/mcp) for aw-code; stored as
+        C(agent_settings.mcp_config[mcp_name]) = C({url, transport=http})."
+      - Empty (the default) leaves OpenHands' MCP servers alone. Other servers in the map are
+        kept; the module refuses when one of them carries a secret (OpenHands replaces the whole
+        map on a write and shows secrets only redacted, so they would be erased).
+    type: str
+    default: ""
+  mcp_name:
+    description: Name of the managed MCP server in OpenHands' C(mcp_config).
+    type: str
+    default: aw-code
   timeout:
     description: Seconds to wait for C(/alive).
     type: float
@@ -76,6 +90,7 @@ EXAMPLES = r"""
     max_input_tokens: 24576
     max_output_tokens: 4096
     native_tool_calling: true
+    mcp_url: http://host.docker.internal:8765/mcp
   no_log: true
 """
 
@@ -88,6 +103,10 @@ key:
   description: Why the key was (or would be) written, or null.
   returned: always
   type: str
+mcp:
+  description: The managed MCP server ({changed, before, after}); null without mcp_url.
+  returned: always
+  type: dict
 settings:
   description: The managed fields as OpenHands reports them after the run.
   returned: always
@@ -98,11 +117,14 @@ import os
 
 from ansible.module_utils.aw_openhands import (
     current_llm,
+    current_mcp,
     desired_llm,
+    desired_mcp_server,
     error_text,
     http,
     key_fingerprint,
     plan,
+    plan_mcp,
     settings_payload,
     wait_alive,
 )
@@ -133,6 +155,8 @@ def main():
             "max_output_tokens": {"type": "int"},
             "native_tool_calling": {"type": "bool"},
             "session_api_key_file": {"type": "path", "no_log": False},
+            "mcp_url": {"type": "str", "default": ""},
+            "mcp_name": {"type": "str", "default": "aw-code"},
             "timeout": {"type": "float", "default": 300},
         },
         supports_check_mode=True,
@@ -146,6 +170,7 @@ def main():
             p["max_output_tokens"],
             p["native_tool_calling"],
         )
+        server = desired_mcp_server(p["mcp_url"]) if p["mcp_url"] else None
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     api_key = read_first_line(module, p["api_key_file"], "api_key_file")
@@ -177,21 +202,40 @@ def main():
             stored = handle.readline().strip() or None
     fingerprint = key_fingerprint(api_key)
     todo = plan(current, key_set, desired, fingerprint, stored)
+    mcp = None
+    if server is not None:
+        try:
+            mcp = plan_mcp(current_mcp(body if status == 200 else None), p["mcp_name"], server)
+        except ValueError as exc:
+            module.fail_json(msg=f"GET {base}/api/v1/settings: {exc}")
+    mcp_changed = mcp is not None and mcp["changed"]
     result = {
-        "changed": todo["changed"],
+        "changed": todo["changed"] or mcp_changed,
         "changed_fields": todo["fields"],
         "key": todo["key"],
+        "mcp": {k: mcp[k] for k in ("changed", "before", "after")} if mcp else None,
         "settings": current,
         "diff": {
             "before": {k: current.get(k) for k in desired},
             "after": dict(desired),
         },
     }
-    if not todo["changed"] or module.check_mode:
+    if mcp:
+        key = "mcp_config." + p["mcp_name"]
+        result["diff"]["before"][key] = mcp["before"]
+        result["diff"]["after"][key] = mcp["after"]
+    if not result["changed"] or module.check_mode:
         module.exit_json(**result)
 
     status, body, raw = http(
-        "POST", f"{base}/api/v1/settings", headers, settings_payload(desired, api_key)
+        "POST",
+        f"{base}/api/v1/settings",
+        headers,
+        settings_payload(
+            desired if todo["changed"] else None,
+            api_key if todo["changed"] else None,
+            mcp["config"] if mcp_changed else None,
+        ),
     )
     if status != 200:
         module.fail_json(
@@ -203,6 +247,12 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=f"reading the settings back: {exc}", **result)
     left = plan(after, key_set, desired, fingerprint, fingerprint)
+    if mcp is not None and current_mcp(body).get(p["mcp_name"]) != server:
+        module.fail_json(
+            msg="OpenHands stored the settings but reads back another MCP server "
+            f"{p['mcp_name']!r}: {current_mcp(body).get(p['mcp_name'])}",
+            **result,
+        )
     if left["changed"]:
         module.fail_json(
             msg="OpenHands stored the settings but reads back something else: "

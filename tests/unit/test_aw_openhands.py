@@ -8,10 +8,13 @@ that source, not captured from a running app.
 import pytest
 from ansible.module_utils.aw_openhands import (
     current_llm,
+    current_mcp,
     desired_llm,
+    desired_mcp_server,
     is_alive,
     key_fingerprint,
     plan,
+    plan_mcp,
     settings_payload,
 )
 
@@ -109,3 +112,62 @@ def test_fingerprint_is_not_the_key():
 )
 def test_alive(status, body, alive):
     assert is_alive(status, body) is alive
+
+
+# ---- MCP servers (openhands-sdk 1.34.0 MCPServer; app 1.11.0 Settings.update replaces the map)
+
+AW = {"url": "http://host.docker.internal:8765/mcp", "transport": "http"}
+
+
+def test_mcp_server_shape_and_bad_url():
+    assert desired_mcp_server(AW["url"]) == AW
+    with pytest.raises(ValueError, match="mcp_url"):
+        desired_mcp_server("host.docker.internal:8765/mcp")
+
+
+@pytest.mark.parametrize(
+    ("body", "servers"),
+    [
+        (None, {}),
+        ({"agent_settings": {"llm": {}}}, {}),
+        ({"agent_settings": {"mcp_config": {}}}, {}),
+        ({"agent_settings": {"mcp_config": {"aw-code": AW}}}, {"aw-code": AW}),
+        # the legacy wrapper the SDK still unwraps
+        ({"agent_settings": {"mcp_config": {"mcpServers": {"aw-code": AW}}}}, {"aw-code": AW}),
+    ],
+)
+def test_current_mcp(body, servers):
+    assert current_mcp(body) == servers
+
+
+def test_current_mcp_rejects_a_non_object():
+    with pytest.raises(ValueError, match="mcp_config"):
+        current_mcp({"agent_settings": {"mcp_config": ["x"]}})
+
+
+def test_plan_mcp_no_change_when_stored():
+    todo = plan_mcp({"aw-code": AW, "other": {"url": "http://o/mcp"}}, "aw-code", AW)
+    assert todo["changed"] is False
+
+
+def test_plan_mcp_adds_and_keeps_other_servers():
+    other = {"url": "http://other:9000/mcp", "transport": "http"}
+    todo = plan_mcp({"other": other}, "aw-code", AW)
+    assert todo["changed"] and todo["before"] is None
+    assert todo["config"] == {"other": other, "aw-code": AW}
+
+
+def test_plan_mcp_replaces_a_changed_url():
+    todo = plan_mcp({"aw-code": {"url": "http://old/mcp", "transport": "http"}}, "aw-code", AW)
+    assert todo["changed"] and todo["config"] == {"aw-code": AW}
+
+
+def test_plan_mcp_refuses_to_erase_another_servers_secret():
+    other = {"url": "https://mcp.example/mcp", "headers": {"Authorization": "**********"}}
+    with pytest.raises(ValueError, match=r"other.*erase"):
+        plan_mcp({"other": other}, "aw-code", AW)
+
+
+def test_payload_with_mcp_only_leaves_the_llm_alone():
+    body = settings_payload(None, None, {"aw-code": AW})
+    assert body == {"agent_settings_diff": {"mcp_config": {"aw-code": AW}}}

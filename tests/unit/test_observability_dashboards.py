@@ -125,4 +125,6 @@ def test_dashboard_covers_the_issue_panels():
         "vllm:generation_tokens_total",
         "redis_key_size",
         "node_filesystem_avail_bytes",
+        "aw_code_index_lag_seconds",
+        "aw_code_query_latency_seconds_bucket",
     } <= used

@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="extra Host header accepted (e.g. host.docker.internal:8765)",
     )
+    sm.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also serve Prometheus metrics on 127.0.0.1:PORT (they are at /metrics of the MCP port too)",
+    )
     return p
 
 
@@ -147,6 +152,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif a.command == "clear":
         print(json.dumps({"cleared": svc.clear(a.repository)}))
     elif a.command == "serve-mcp":
+        if a.metrics_port:
+            start_http_server(a.metrics_port, addr="127.0.0.1")
         serve(svc, a.host, a.port, a.watch, a.allowed_host)
     return 0
 
