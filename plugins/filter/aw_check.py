@@ -47,7 +47,10 @@ _PORT_VARS = (
     "agent_stack_tei_rerank_port",
     "agent_stack_redis_port",
     "firewall_ssh_port",
+    "code_index_port",
 )
+# Port variables where 0 means "no listener" (code_index_metrics_port: no metrics endpoint).
+_OPTIONAL_PORT_VARS = ("code_index_metrics_port",)
 _LISTEN_VARS = (
     "observability_prometheus_listen",
     "observability_node_exporter_listen",
@@ -77,6 +80,7 @@ _USER_VARS = (
     "nvidia_container_toolkit_user",
     "agent_stack_user",
     "agent_queue_user",
+    "code_index_user",
     "observability_service_user",
     "maintenance_user",
 )
@@ -85,6 +89,7 @@ _DATA_DIR_VARS = ("base_data_dir", "agent_stack_root", "observability_data_dir")
 _UNDER_DATA_DIR_VARS = (
     "agent_queue_dir",
     "agent_queue_results_dir",
+    "code_index_dir",
     "maintenance_backup_dir",
     "observability_compose_dir",
     "observability_grafana_dir",
@@ -290,6 +295,9 @@ def port_problems(values: Mapping[str, Any], caddy_sites: Iterable[Mapping[str, 
     for name in _PORT_VARS:
         if name in values:
             take(name, values[name], _as_int(values[name]), "a port number")
+    for name in _OPTIONAL_PORT_VARS:
+        if name in values and _as_int(values[name]) != 0:
+            take(name, values[name], _as_int(values[name]), "a port number (0 = none)")
     listen = list(_LISTEN_VARS) + [
         n for n, flag in _OPTIONAL_LISTEN_VARS.items() if values.get(flag)
     ]
