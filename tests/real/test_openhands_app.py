@@ -186,12 +186,15 @@ def test_the_queue_runs_three_tasks_two_at_a_time(app, configured, vllm_server, 
 
         before = metric_sum(get_metrics(vllm_server.url), "vllm:request_success_total")
         peak = 0
+        peak_seen: list[dict] = []
         stop = threading.Event()
 
         def watch() -> None:
-            nonlocal peak
+            nonlocal peak, peak_seen
             while not stop.is_set():
-                peak = max(peak, len(_sandboxes(app)))
+                alive = _sandboxes(app)
+                if len(alive) > peak:
+                    peak, peak_seen = len(alive), alive
                 stop.wait(1.0)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -205,6 +208,8 @@ def test_the_queue_runs_three_tasks_two_at_a_time(app, configured, vllm_server, 
         assert not runner.is_alive(), "the worker did not finish: " + app.log_tail()
 
         final = [queue.get(t.id) for t in tasks]
+        states = [(t.id, t.state.value, t.result.reason if t.result else None) for t in final]
+        print("tasks:", states)
         assert all(t.state in (State.SUCCEEDED, State.FAILED) for t in final), [
             (t.id, t.state, t.result) for t in final
         ]
@@ -212,13 +217,15 @@ def test_the_queue_runs_three_tasks_two_at_a_time(app, configured, vllm_server, 
         for t in final:
             assert t.attempts and all(a.conversation_id for a in t.attempts), t
             assert (Path(config.results_dir) / f"{t.id}.json").is_file()
-        assert 1 <= peak <= 2, f"sandboxes alive at once: {peak}"
+        assert 1 <= peak <= 2, (
+            f"sandboxes alive at once: {peak}: "
+            + json.dumps([{k: s.get(k) for k in ("id", "status", "created_at")} for s in peak_seen])
+            + f"; tasks {states}"
+        )
         after = metric_sum(get_metrics(vllm_server.url), "vllm:request_success_total")
         assert after > before, "no LLM request reached vLLM: " + app.log_tail()
         # The worker deletes each conversation's sandbox when the task ends.
         assert _sandboxes(app) == [], _sandboxes(app)
-        states = [(t.id, t.state.value, t.result.reason if t.result else None) for t in final]
-        print("tasks:", states)
     finally:
         redis.terminate()
         redis.wait(10)
