@@ -15,7 +15,8 @@ from mcp import Client
 async def main():
     async with Client("http://127.0.0.1:8765/mcp") as c:
         names = sorted(t.name for t in (await c.list_tools()).tools)
-        found = await c.call_tool("search_code", {"query": "reverse a string", "limit": 2, "rerank": False})
+        args = {"query": "reverse a string", "limit": 2, "rerank": False}
+        found = await c.call_tool("search_code", args)
         print(json.dumps({"tools": names, "found": found.content[0].text}))
 asyncio.run(main())
 """
@@ -26,7 +27,10 @@ def test_venv_and_configuration(host):
     assert venv.is_directory and venv.user == "agent"
     env = host.file("/home/agent/.config/aw-code/aw-code.env")
     assert env.mode == 0o640
-    assert "AW_CODE_QDRANT_API_KEY_FILE=/srv/agent-workstation/secrets/qdrant_api_key" in env.content_string
+    assert (
+        "AW_CODE_QDRANT_API_KEY_FILE=/srv/agent-workstation/secrets/qdrant_api_key"
+        in env.content_string
+    )
     unit = host.file("/home/agent/.config/systemd/user/aw-code-mcp.service").content_string
     for text in ("molecule-qdrant-key",):
         assert text not in env.content_string and text not in unit
@@ -58,7 +62,9 @@ def test_search_code_over_mcp(host):
     out = host.run(f"{VENV_PY} /tmp/mcp_client.py")
     assert out.rc == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"search_code", "index_codebase", "get_indexing_status", "clear_index"} <= set(result["tools"])
+    assert {"search_code", "index_codebase", "get_indexing_status", "clear_index"} <= set(
+        result["tools"]
+    )
     assert result["found"].startswith("util.go:3-5 (Reverse)"), result["found"]
 
 
