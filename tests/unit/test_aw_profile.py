@@ -29,17 +29,30 @@ def settings(name, mib=24564, count=1):
 def template_command(s, extra=()):
     """What compose.yml.j2 renders for these settings, in its order."""
     a = s["vllm_args"]
-    cmd = ["serve", s["model"], f"--revision={s['revision']}", f"--tokenizer-revision={s['revision']}",
-           "--host=0.0.0.0", "--port=8000", "--served-model-name", *s["served_model_names"],
-           f"--max-model-len={a['max_model_len']}", f"--kv-cache-dtype={a['kv_cache_dtype']}",
-           f"--gpu-memory-utilization={float(a['gpu_memory_utilization'])}",
-           f"--max-num-seqs={a['max_num_seqs']}"]
+    cmd = [
+        "serve",
+        s["model"],
+        f"--revision={s['revision']}",
+        f"--tokenizer-revision={s['revision']}",
+        "--host=0.0.0.0",
+        "--port=8000",
+        "--served-model-name",
+        *s["served_model_names"],
+        f"--max-model-len={a['max_model_len']}",
+        f"--kv-cache-dtype={a['kv_cache_dtype']}",
+        f"--gpu-memory-utilization={float(a['gpu_memory_utilization'])}",
+        f"--max-num-seqs={a['max_num_seqs']}",
+    ]
     if int(a.get("tensor_parallel_size") or 1) > 1:
         cmd.append(f"--tensor-parallel-size={a['tensor_parallel_size']}")
     if a.get("quantization"):
         cmd.append(f"--quantization={a['quantization']}")
-    cmd += ["--enable-prefix-caching", "--enable-auto-tool-choice",
-            f"--tool-call-parser={s['tool_call_parser']}", *extra]
+    cmd += [
+        "--enable-prefix-caching",
+        "--enable-auto-tool-choice",
+        f"--tool-call-parser={s['tool_call_parser']}",
+        *extra,
+    ]
     return cmd
 
 
@@ -68,8 +81,19 @@ def test_two_gpus_add_tensor_parallel_and_back():
 
 
 def test_bare_flags_and_their_values_are_replaced():
-    cmd = ["serve", "m", "--revision", "a" * 40, "--served-model-name", "x", "y",
-           "--tool-call-parser", "hermes", "--port", "8000"]
+    cmd = [
+        "serve",
+        "m",
+        "--revision",
+        "a" * 40,
+        "--served-model-name",
+        "x",
+        "y",
+        "--tool-call-parser",
+        "hermes",
+        "--port",
+        "8000",
+    ]
     new = serve_command(cmd, settings("qwen3-coder-30b-a3b-instruct-awq"))
     assert served_names(new) == ["qwen3-coder-30b-a3b-instruct"]
     assert flag_value(new, "--tool-call-parser") == "qwen3_coder"

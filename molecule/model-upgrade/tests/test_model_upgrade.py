@@ -69,12 +69,16 @@ def test_weights_downloaded_once_each_before_their_switch(host):
         "docker run --rm -v agent-stack_hf_cache:/c agent-workstation/standin-vllm:test"
         " cat /c/standin-downloads"
     ).split()
-    assert lines.count(
-        "QuantTrio/Qwen3-Coder-30B-A3B-Instruct-AWQ@c58857a7f41c0920f73d1b56678640f9c02017d7"
-    ) == 1
-    assert lines.count(
-        "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ@1ed0a6145da0ce550c628e8e8b678f51e695995d"
-    ) == 1
+    assert (
+        lines.count(
+            "QuantTrio/Qwen3-Coder-30B-A3B-Instruct-AWQ@c58857a7f41c0920f73d1b56678640f9c02017d7"
+        )
+        == 1
+    )
+    assert (
+        lines.count("Qwen/Qwen2.5-Coder-32B-Instruct-AWQ@1ed0a6145da0ce550c628e8e8b678f51e695995d")
+        == 1
+    )
     # The old weights are kept: both markers stay in the cache.
     markers = host.check_output(
         "docker run --rm -v agent-stack_hf_cache:/c agent-workstation/standin-vllm:test"
