@@ -27,9 +27,12 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 
-import aw_vllm  # noqa: E402 - vllm_ready's checks, importable without Ansible
 import aw_vram  # noqa: E402 - the planner, importable without Ansible
+import ansible.module_utils  # noqa: E402 - aw_vllm imports its siblings as Ansible does
 import harness  # noqa: E402 - tests/real's process harness
+
+ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
+from ansible.module_utils import aw_vllm  # noqa: E402 - vllm_ready's checks
 
 CATALOGUE = yaml.safe_load((ROOT / "playbooks" / "vars" / "models.yml").read_text())
 PROFILES = CATALOGUE["aw_model_profiles"]
