@@ -27,8 +27,8 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 
-import aw_vram  # noqa: E402 - the planner, importable without Ansible
 import ansible.module_utils  # noqa: E402 - aw_vllm imports its siblings as Ansible does
+import aw_vram  # noqa: E402 - the planner, importable without Ansible
 import harness  # noqa: E402 - tests/real's process harness
 
 ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
