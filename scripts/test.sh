@@ -132,7 +132,7 @@ if [[ " $stages " == *" molecule "* ]]; then
     scenarios+=("$id")
   done
   # The longest scenarios start first, so the last slot is not left with a long one alone.
-  first=${MOLECULE_FIRST:-agent_stack:default nvidia_driver:upgrade site:operations caddy:default nvidia_driver:default}
+  first=${MOLECULE_FIRST:-nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
   ordered=()
   for id in $first; do
     for s in "${scenarios[@]}"; do [ "$s" = "$id" ] && ordered+=("$s"); done
