@@ -56,10 +56,15 @@ def test_site_refuses_the_seed_profile_on_a_24_gb_card_before_any_change(tmp_pat
     assert run.returncode != 0, run.stdout[-3000:]
     recap = _recap(run.stdout)
     assert recap["changed"] == 0 and recap["failed"] == 1, recap
-    ran = re.findall(r"^TASK \[(.+?)\]", run.stdout, flags=re.MULTILINE)
-    assert not [name for name in ran if " : " in name], ran  # no role task ran
-    tail = run.stdout[: run.stdout.rfind("PLAY RECAP")][-6000:]
-    assert "RESULT: 1 problem(s); fix these:" in tail
+    # Stopped before any change: the host play never started; the only role tasks that ran are
+    # the read-only preflight checks of the check stage (playbooks/check.yml), after the plan.
+    assert "PLAY [Prepare the host]" not in run.stdout, run.stdout[-3000:]
+    start = run.stdout.find("PLAY [Check every input before anything changes]")
+    assert start >= 0, run.stdout[-3000:]
+    ran = re.findall(r"^TASK \[(.+?)\]", run.stdout[:start], flags=re.MULTILINE)
+    assert not [name for name in ran if " : " in name], ran
+    tail = run.stdout[: run.stdout.rfind("PLAY RECAP")][-12000:]
+    assert "RESULT:" in tail and "problem(s) before anything changes" in tail
     assert "MODEL: profile qwen2.5-coder-32b-instruct-awq on 1 x 24564 MiB" in tail
     assert "claude_agent_sdk: needs 47384 tokens of context" in tail
     assert "needs native tool calls" in tail
