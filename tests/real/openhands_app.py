@@ -12,9 +12,12 @@ adaptations, both because of the machine the tests run on, each the only change:
    http://localhost:PORT of its own process sandboxes to host.docker.internal
    (app_server/utils/docker_utils.py replace_localhost_hostname_for_docker), which does not
    resolve here. Under the Docker sandbox service that rewrite is right and is left alone.
-2. The process sandbox's readiness wait (30 s, process_sandbox_service.py
-   `_wait_for_server_ready`) becomes AW_OH_SANDBOX_READY_S (default 900 s): the agent-server's
-   first import takes minutes on two loaded cores (tests/real/README.md).
+2. The two sandbox start-up waits, the process sandbox's own (30 s, process_sandbox_service.py
+   `_wait_for_server_ready`) and the conversation service's (120 s, sandbox_service.py
+   `wait_for_sandbox_running`, `sandbox_startup_timeout`), become at least AW_OH_SANDBOX_READY_S
+   (default 900 s): the agent-server's first import takes minutes on two loaded cores
+   (tests/real/README.md), and a queued task then failed with "Sandbox failed to start within
+   120s". Production's Docker sandboxes start from an image whose imports are compiled.
 3. The process sandbox's port finder (`_find_unused_port`: bind, release, return) gives the
    SAME free port to two sandboxes started at once, because an agent-server binds it only after
    its slow import; the second then dies with "address already in use" (seen with the queue's
@@ -49,6 +52,17 @@ async def _wait_longer(self: pss.ProcessSandboxService, port: int, timeout: int 
 
 
 pss.ProcessSandboxService._wait_for_server_ready = _wait_longer  # type: ignore[method-assign]
+
+from openhands.app_server.sandbox import sandbox_service  # noqa: E402
+
+_running = sandbox_service.SandboxService.wait_for_sandbox_running
+
+
+async def _running_longer(self, sandbox_id, timeout=120, *args, **kwargs):  # type: ignore[no-untyped-def]
+    return await _running(self, sandbox_id, max(timeout, _ready_s), *args, **kwargs)
+
+
+sandbox_service.SandboxService.wait_for_sandbox_running = _running_longer  # type: ignore[method-assign]
 
 _find = pss.ProcessSandboxService._find_unused_port
 _given: set[int] = set()

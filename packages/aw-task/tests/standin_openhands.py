@@ -68,6 +68,8 @@ class StandIn:
         self.max_live = 0
         self.starts = 0
         self.deletes = 0
+        self.orphans: set[str] = set()
+        self.sandbox_deletes = 0
         self.start_times: list[float] = []
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -75,7 +77,9 @@ class StandIn:
 
     # --- counters, from OpenHands' side --------------------------------------------------------
     def live(self) -> int:
-        return sum(1 for c in self.conversations.values() if not c.deleted)
+        # A failed start leaves its sandbox behind until someone deletes it (seen with the real
+        # app server 1.11.0: tests/real/test_openhands_app.py).
+        return sum(1 for c in self.conversations.values() if not c.deleted) + len(self.orphans)
 
     def starts_for(self, task_id: str) -> int:
         return sum(1 for c in self.conversations.values() if f"aw-task {task_id} " in c.title)
@@ -136,7 +140,16 @@ class StandIn:
             def do_DELETE(self) -> None:
                 if not self._auth():
                     return None
-                m = re.fullmatch(r"/api/v1/app-conversations/([^/]+)", urlparse(self.path).path)
+                path = urlparse(self.path).path
+                sandbox = re.fullmatch(r"/api/v1/sandboxes/([^/]+)", path)
+                if sandbox:
+                    with standin.lock:
+                        if sandbox.group(1) not in standin.orphans:
+                            return self._send(404, {"detail": "Sandbox not found"})
+                        standin.orphans.discard(sandbox.group(1))
+                        standin.sandbox_deletes += 1
+                    return self._send(200, {"success": True})
+                m = re.fullmatch(r"/api/v1/app-conversations/([^/]+)", path)
                 if not m:
                     return self._send(404, {"detail": "Not Found"})
                 with standin.lock:
@@ -166,7 +179,10 @@ class StandIn:
             self.starts += 1
             self.start_times.append(time.time())
             failed = "STANDIN:startfail" in prompt
-            if not failed:
+            if failed:
+                self.orphans.add(f"sandbox-{conv_id[:8]}")
+                self.max_live = max(self.max_live, self.live())
+            else:
                 self.conversations[conv_id] = Conversation(conv_id, prompt, body.get("title", ""))
                 self.max_live = max(self.max_live, self.live())
             # AppConversationStartTask (app_conversation_models.py)
@@ -176,7 +192,7 @@ class StandIn:
                 "status": "ERROR" if failed else "READY",
                 "detail": "sandbox failed to start (stand-in)" if failed else None,
                 "app_conversation_id": None if failed else conv_id,
-                "sandbox_id": None if failed else f"sandbox-{conv_id[:8]}",
+                "sandbox_id": f"sandbox-{conv_id[:8]}",
                 "agent_server_url": None,
                 "request": body,
             }

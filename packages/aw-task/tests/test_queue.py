@@ -306,3 +306,19 @@ def test_cli_errors_are_clear(
     monkeypatch.setenv("AW_TASK_REDIS_URL", "redis://127.0.0.1:9/0")
     assert cli.main(["list"]) == cli.EXIT_UNREACHABLE
     assert "Redis at redis://127.0.0.1:9/0 is unreachable" in capsys.readouterr().err
+
+
+def test_a_failed_start_frees_the_sandbox_it_left_behind(
+    config: Config, queue: Queue, standin: StandIn, repo: Path
+) -> None:
+    """The real app server 1.11.0 keeps a failed start's sandbox alive (tests/real); the worker
+    deletes it, so failed starts do not pile up beyond the concurrency."""
+    task = submit(queue, repo, "STANDIN:startfail")
+    run_worker(config, queue, _url(standin))
+    done = queue.get(task.id)
+    assert done.state is State.FAILED
+    assert done.result is not None and "start task" in (done.result.reason or "")
+    attempts = len(done.attempts)
+    assert attempts == 2  # retried once
+    assert standin.sandbox_deletes == attempts and not standin.orphans
+    assert standin.live() == 0

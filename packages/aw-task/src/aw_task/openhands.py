@@ -23,6 +23,10 @@ openhands-agent-server 1.58.2):
        (proxied to the agent-server's /api/git/changes; sdk/git/models.py)
 - DELETE /api/v1/app-conversations/{id}        -> Success {success: true}; deletes the
        conversation and, unless another conversation shares it, its sandbox.
+- DELETE /api/v1/sandboxes/{id}                 sandbox/sandbox_router.py -> Success; a start
+       task that ends in ERROR (or never gets READY) leaves its sandbox behind: the real app
+       server 1.11.0 kept them STARTING/RUNNING (tests/real/test_openhands_app.py), so the
+       worker deletes the start task's sandbox_id itself.
 Authentication: header X-Session-API-Key when the server has SESSION_API_KEY set
 (app_server/utils/dependencies.py); none otherwise.
 """
@@ -153,6 +157,15 @@ class OpenHands:
             "GET", f"/api/v1/app-conversations/{conversation_id}/git/changes", params={"path": path}
         )
         return [{"status": str(i.get("status")), "path": str(i.get("path"))} for i in items or []]
+
+    def delete_sandbox(self, sandbox_id: str) -> bool:
+        try:
+            self._call("DELETE", f"/api/v1/sandboxes/{sandbox_id}")
+        except OpenHandsError as exc:
+            if "HTTP 404" in str(exc):
+                return False
+            raise
+        return True
 
     def delete(self, conversation_id: str) -> bool:
         try:

@@ -387,13 +387,28 @@ class Worker:
             if status == "READY":
                 return None
             if status == "ERROR":
+                self._free_sandbox(oh, st)
                 detail = f"start task {start_id}: {st.get('detail') or 'ERROR'}"
                 return Outcome.ERROR, detail, Result("failed", detail)
             if self.queue.get(task.id).cancel_requested:
+                self._free_sandbox(oh, st)
                 return Outcome.CANCELLED, "cancelled by the operator", Result("cancelled")
             if time.time() > deadline:
+                self._free_sandbox(oh, st)
                 return Outcome.TIMEOUT, f"start task {start_id} still {status}", Result("failed")
             self.stop.wait(min(self.config.poll_interval_s, 1.0))
+
+    @staticmethod
+    def _free_sandbox(oh: OpenHands, start_task: dict[str, Any]) -> None:
+        """A start that did not reach READY leaves its sandbox running: delete it (best effort;
+        the next attempt starts a new one either way)."""
+        sandbox_id = start_task.get("sandbox_id")
+        if not sandbox_id:
+            return
+        try:
+            oh.delete_sandbox(str(sandbox_id))
+        except OpenHandsError as exc:
+            log.warning("could not delete sandbox %s of a failed start: %s", sandbox_id, exc)
 
     def _collect_changes(self, task: Task, oh: OpenHands, conv_id: str, result: Result) -> None:
         if task.repo_is_url:
