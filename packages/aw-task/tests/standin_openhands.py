@@ -143,10 +143,15 @@ class StandIn:
                 path = urlparse(self.path).path
                 sandbox = re.fullmatch(r"/api/v1/sandboxes/([^/]+)", path)
                 if sandbox:
+                    # The real route reads the id from the query (sandbox_router.py: path
+                    # `{id}`, parameter `sandbox_id`): 422 without it, as FastAPI answers.
+                    wanted = parse_qs(urlparse(self.path).query).get("sandbox_id", [None])[0]
+                    if wanted is None:
+                        return self._send(422, {"detail": [{"loc": ["query", "sandbox_id"]}]})
                     with standin.lock:
-                        if sandbox.group(1) not in standin.orphans:
+                        if wanted not in standin.orphans:
                             return self._send(404, {"detail": "Sandbox not found"})
-                        standin.orphans.discard(sandbox.group(1))
+                        standin.orphans.discard(wanted)
                         standin.sandbox_deletes += 1
                     return self._send(200, {"success": True})
                 m = re.fullmatch(r"/api/v1/app-conversations/([^/]+)", path)

@@ -23,7 +23,9 @@ openhands-agent-server 1.58.2):
        (proxied to the agent-server's /api/git/changes; sdk/git/models.py)
 - DELETE /api/v1/app-conversations/{id}        -> Success {success: true}; deletes the
        conversation and, unless another conversation shares it, its sandbox.
-- DELETE /api/v1/sandboxes/{id}                 sandbox/sandbox_router.py -> Success; a start
+- DELETE /api/v1/sandboxes/{id}?sandbox_id=ID   sandbox/sandbox_router.py -> Success (the
+       route's path names `{id}` but the handler's parameter is `sandbox_id`, so FastAPI reads it
+       from the QUERY and answers 422 without it: seen against the real 1.11.0); a start
        task that ends in ERROR (or never gets READY) leaves its sandbox behind: the real app
        server 1.11.0 kept them STARTING/RUNNING (tests/real/test_openhands_app.py), so the
        worker deletes the start task's sandbox_id itself.
@@ -160,7 +162,9 @@ class OpenHands:
 
     def delete_sandbox(self, sandbox_id: str) -> bool:
         try:
-            self._call("DELETE", f"/api/v1/sandboxes/{sandbox_id}")
+            self._call(
+                "DELETE", f"/api/v1/sandboxes/{sandbox_id}", params={"sandbox_id": sandbox_id}
+            )
         except OpenHandsError as exc:
             if "HTTP 404" in str(exc):
                 return False
