@@ -12,6 +12,8 @@ import json
 import os
 import re
 import secrets
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +214,42 @@ def vllm_server(vllm_launch: dict, work: Path) -> Iterator[harness.Server]:
 @pytest.fixture(scope="session")
 def bearer(vllm_launch: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {vllm_launch['key']}"}
+
+
+def run_module(name: str, args: dict, check: bool = False) -> tuple[int, dict]:
+    """Run one of the project's modules by Ansible on localhost; (exit status, its result)."""
+    cmd = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-m",
+        name,
+        "-a",
+        json.dumps(args),
+    ]
+    if check:
+        cmd.append("--check")
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_LIBRARY": str(REPO / "plugins" / "modules"),
+            "ANSIBLE_MODULE_UTILS": str(REPO / "plugins" / "module_utils"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
+        },
+    )
+    assert proc.stdout.strip().startswith("{"), proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    return proc.returncode, out["plays"][0]["tasks"][0]["hosts"]["localhost"]

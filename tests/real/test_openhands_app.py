@@ -17,10 +17,8 @@ place of the Docker one (openhands_app.py gives the two adaptations and why).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import harness
 import pytest
-from conftest import REPO, get_metrics, http_json, metric_sum
+from conftest import get_metrics, http_json, metric_sum, run_module
 
 TASK_TIMEOUT_S = 1500.0  # per task; the first sandbox imports the agent-server (minutes here)
 
@@ -38,44 +36,6 @@ def app(work: Path) -> Iterator[harness.Server]:
     server = harness.start_openhands_app(state_dir=work / "openhands-app", log_dir=work / "logs")
     with server:
         yield server
-
-
-def run_module(name: str, args: dict, check: bool = False) -> tuple[int, dict]:
-    cmd = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-m",
-        name,
-        "-a",
-        json.dumps(args),
-    ]
-    if check:
-        cmd.append("--check")
-    proc = subprocess.run(
-        cmd,
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_LIBRARY": str(REPO / "plugins" / "modules"),
-            "ANSIBLE_MODULE_UTILS": str(REPO / "plugins" / "module_utils"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
-        },
-    )
-    assert proc.stdout.strip().startswith("{"), proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    return proc.returncode, out["plays"][0]["tasks"][0]["hosts"]["localhost"]
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,12 @@ so generated text is noise: what is checked is protocol, parser and status, neve
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import get_metrics, http_json, metric_sum
+from conftest import get_metrics, http_json, metric_sum, run_module
 
 REPO = Path(__file__).resolve().parents[2]
 WEATHER_TOOL_OPENAI = {
@@ -212,39 +210,8 @@ def test_vllm_ready_module_against_the_real_server(vllm_server, vllm_launch, wor
         "api_key_file": str(key_file),
         "timeout": 60,
     }
-    bin_dir = Path(sys.executable).parent
-    proc = subprocess.run(
-        [
-            str(bin_dir / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-m",
-            "vllm_ready",
-            "-a",
-            json.dumps(args),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-        env={
-            **__import__("os").environ,
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_LIBRARY": str(REPO / "plugins" / "modules"),
-            "ANSIBLE_MODULE_UTILS": str(REPO / "plugins" / "module_utils"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json",
-        },
-    )
-    out = json.loads(proc.stdout)
-    res = out["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert proc.returncode == 0 and res["ready"] is True, res
+    rc, res = run_module("vllm_ready", args)
+    assert rc == 0 and res["ready"] is True, res
     assert res["phase"] == "ready" and res["problem"] is None, res
     assert res["missing_models"] == []
     assert res["metrics"]["kv_cache_metric"] == "vllm:kv_cache_usage_perc"
