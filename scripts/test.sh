@@ -10,10 +10,11 @@
 #      (mypy, then its own pytest)
 #   +  opt-in stage `real`: tests/real (real components: vLLM CPU build, Open WebUI, OpenHands)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
+#   5 and 6 run as one job beside the scenarios (MOLECULE_JOBS at a time); results print at the end.
 # Options (environment):
 #   TEST_STAGES="lint pytest molecule"   run only these stages (set-up always runs)
 #   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
-#   MOLECULE_JOBS=2                      scenarios run side by side
+#   MOLECULE_JOBS=2                      jobs side by side (the checks are one job, the first)
 #   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
 # Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
 set -uo pipefail
@@ -34,12 +35,6 @@ record() {  # name rc seconds log
     failed=$((failed + 1)); failures+=("$1"); printf 'FAIL  %-40s %4ss (log: %s)\n' "$1" "$3" "$4"
     tail -n 40 "$4" | sed 's/^/    | /'
   fi
-}
-run_stage() {  # name command...
-  local name=$1 log="$logs/$1.log" start rc; shift
-  start=$(date +%s)
-  "$@" >"$log" 2>&1; rc=$?
-  record "$name" "$rc" "$(( $(date +%s) - start ))" "$log"
 }
 setup_or_die() {
   local name=$1; shift
@@ -79,41 +74,52 @@ if [[ " $stages " == *" molecule "* ]]; then
 fi
 echo "set-up took $(( $(date +%s) - t0 ))s"
 
-# --- lint ----------------------------------------------------------------------------------
-if [[ " $stages " == *" lint "* ]]; then
-  say "lint"
-  run_stage yamllint yamllint -s .
-  run_stage ansible-lint ansible-lint --offline -q
-  run_stage ruff bash -c 'ruff check . && ruff format --check .'
-  run_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/real/*.sh .ci/run'
-fi
-
-# --- pytest ----------------------------------------------------------------------------------
-if [[ " $stages " == *" pytest "* ]]; then
-  say "pytest"
-  run_stage pytest pytest -q -p no:cacheprovider
-  grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$logs/pytest.log" | tail -n 1
-  # Each Python package of the project is typed and tested on its own (packages/NAME).
-  for pkg in packages/*/pyproject.toml; do
-    [ -f "$pkg" ] || continue
-    dir=$(dirname "$pkg")
-    run_stage "pytest-$(basename "$dir")" bash -c "cd '$dir' && mypy && pytest -q -p no:cacheprovider"
-  done
-fi
-
-# --- real components (opt-in: TEST_STAGES="... real") ------------------------------------------
-# vLLM's CPU build with a tiny model, Open WebUI, OpenHands' agent-server: built by
-# tests/real/build.sh into a cache keyed by recipe hash, then tested for real (tests/real/README.md).
-# Not in the default stages yet: on a fresh 2-core machine the builds alone take 12-30 minutes
-# and the suite has not yet passed end to end (README "What was proven how").
-if [[ " $stages " == *" real "* ]]; then
-  say "real components"
-  run_stage pytest-real pytest -q -p no:cacheprovider tests/real
-fi
+# --- lint, pytest, real: the checks ----------------------------------------------------------
+# They run as one job of the Molecule pool below (the first to start), so the second core is not
+# idle while pytest runs one ansible-playbook after another; results are recorded in order after.
+check_stage() {  # name command...   (appends "name rc seconds log" to checks.results)
+  local name=$1 log="$logs/$1.log" start rc; shift
+  start=$(date +%s)
+  "$@" >"$log" 2>&1; rc=$?
+  echo "$name $rc $(( $(date +%s) - start )) $log" >> "$logs/checks.results"
+}
+run_checks() {
+  : > "$logs/checks.results"
+  if [[ " $stages " == *" lint "* ]]; then
+    check_stage yamllint yamllint -s .
+    check_stage ansible-lint ansible-lint --offline -q
+    check_stage ruff bash -c 'ruff check . && ruff format --check .'
+    check_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/real/*.sh .ci/run'
+  fi
+  if [[ " $stages " == *" pytest "* ]]; then
+    check_stage pytest pytest -q -p no:cacheprovider
+    # Each Python package of the project is typed and tested on its own (packages/NAME).
+    for pkg in packages/*/pyproject.toml; do
+      [ -f "$pkg" ] || continue
+      dir=$(dirname "$pkg")
+      check_stage "pytest-$(basename "$dir")" bash -c "cd '$dir' && mypy && pytest -q -p no:cacheprovider"
+    done
+  fi
+  # Real components (opt-in: TEST_STAGES="... real"): vLLM's CPU build with a tiny model, Open
+  # WebUI, OpenHands, built by tests/real/build.sh into a cache keyed by recipe hash
+  # (tests/real/README.md). Not in the default stages: on a fresh 2-core machine the builds alone
+  # take 12-30 minutes.
+  if [[ " $stages " == *" real "* ]]; then
+    check_stage pytest-real pytest -q -p no:cacheprovider tests/real
+  fi
+}
+record_checks() {
+  while read -r name rc secs log; do record "$name" "$rc" "$secs" "$log"; done < "$logs/checks.results"
+  if [ -f "$logs/pytest.log" ] && [[ " $stages " == *" pytest "* ]]; then
+    grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed)' "$logs/pytest.log" | tail -n 1
+  fi
+}
+checks_wanted=0
+for s in lint pytest real; do [[ " $stages " == *" $s "* ]] && checks_wanted=1; done
 
 # --- molecule ----------------------------------------------------------------------------------
 if [[ " $stages " == *" molecule "* ]]; then
-  say "molecule (${jobs} at a time)"
+  say "checks and molecule (${jobs} jobs at a time)"
   scenarios=()
   for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
     [ -f "$f" ] || continue
@@ -134,15 +140,16 @@ if [[ " $stages " == *" molecule "* ]]; then
   # The longest scenarios start first, so the last slot is not left with a long one alone.
   first=${MOLECULE_FIRST:-nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
   ordered=()
+  [ "$checks_wanted" -eq 1 ] && ordered+=(checks)
   for id in $first; do
     for s in "${scenarios[@]}"; do [ "$s" = "$id" ] && ordered+=("$s"); done
   done
   for s in "${scenarios[@]}"; do
     [[ " $first " == *" $s "* ]] || ordered+=("$s")
   done
-  scenarios=("${ordered[@]}")
   run_scenario() {
     local id=$1 role=${1%%:*} scenario=${1#*:} log start rc
+    if [ "$id" = checks ]; then run_checks; return; fi
     log="$logs/molecule-${role}-${scenario}.log"
     start=$(date +%s)
     "$top/scripts/molecule.sh" "$role" test -s "$scenario" >"$log" 2>&1; rc=$?
@@ -150,13 +157,18 @@ if [[ " $stages " == *" molecule "* ]]; then
   }
   : > "$logs/molecule.results"
   running=0
-  for id in "${scenarios[@]}"; do
+  for id in "${ordered[@]}"; do
     run_scenario "$id" &
     running=$((running + 1))
     if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
   done
   wait
+  [ "$checks_wanted" -eq 1 ] && record_checks
   while read -r id rc secs log; do record "molecule $id" "$rc" "$secs" "$log"; done < "$logs/molecule.results"
+elif [ "$checks_wanted" -eq 1 ]; then
+  say "checks"
+  run_checks
+  record_checks
 fi
 
 # --- summary -----------------------------------------------------------------------------------
