@@ -16,8 +16,10 @@ bench_csn.py). Qdrant is qdrant-client's embedded mode (the STAND-IN for the ser
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,7 @@ def main() -> int:
     p.add_argument("--files", type=int, default=1000)
     p.add_argument("--queries", type=int, default=40)
     p.add_argument("--real", action="store_true", help="use the AW_CODE_* embedder, not the stand-in")
+    p.add_argument("--profile", action="store_true", help="cProfile the re-index passes (stderr)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,9 +97,15 @@ def main() -> int:
         svc = Service(settings, embedder=embedder)
         repo = make_repo(Path(tmp) / "repo", a.files)
         first = svc.index(repo)
+        prof = cProfile.Profile() if a.profile else None
         t0 = time.perf_counter()
+        if prof:
+            prof.enable()
         again = svc.index(repo)
         noop = time.perf_counter() - t0
+        if prof:
+            prof.disable()
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
         target = repo / "pkg05" / "mod_0500.py"
         target.write_text(target.read_text() + "\n\ndef added_helper(x):\n    return x + 1\n", encoding="utf-8")
         t0 = time.perf_counter()
