@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import os
 import random
@@ -209,7 +210,11 @@ def main() -> int:
             queries = build_corpus(corpus, PROJECTS)
             if a.max_queries and len(queries) > a.max_queries:
                 queries = random.Random(15).sample(queries, a.max_queries)
-            svc = Service(from_env(), log=lambda m: print(m, file=sys.stderr))
+            # a rerank of 30 snippets can take over aw-code's 60 s request timeout on a loaded CPU
+            svc = Service(
+                dataclasses.replace(from_env(), timeout_s=float(os.environ.get("AW_CODE_BENCH_TIMEOUT_S", "900"))),
+                log=lambda m: print(m, file=sys.stderr),
+            )
             res = svc.index(corpus)
             figures: dict[str, object] = {
                 "projects": [r for r, _ in PROJECTS],
@@ -253,7 +258,7 @@ def main() -> int:
                             None,
                         )
                     )
-                print(f"bench: {mode}{'+rerank' if rerank else ''} done", file=sys.stderr)
+                print(f"bench: {mode}{'+rerank' if rerank else ''} ranks {ranks} seconds {latencies}", file=sys.stderr)
                 per_mode[mode + ("+rerank" if rerank else "")] = (ranks, latencies)
             scopes = [("all", set(range(len(queries))))]
             if len(sample) < len(queries):
