@@ -7,7 +7,8 @@ Inference's native route). Rerank APIs: `tei` (POST {base}/rerank {"query", "tex
 {base}/rerank {"model", "query", "documents", "top_n"} -> {"results": [{"index",
 "relevance_score"}]}: vLLM's /rerank and the Jina/Cohere shape). With AW_CODE_TRUNCATE_TOKENS > 0
 both openai embeddings and jina rerank bodies carry vLLM's `truncate_prompt_tokens` (vLLM 0.32
-answers 400 for an input longer than --max-model-len without it; seen with the CPU build)."""
+answers 400 for an input longer than --max-model-len without it; seen with the CPU build;
+the field: vllm/entrypoints/pooling/base/protocol.py and pooling/scoring/protocol.py of 0.32.0)."""
 
 from __future__ import annotations
 
