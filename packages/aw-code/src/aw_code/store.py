@@ -86,8 +86,14 @@ def connect(settings: Settings) -> QdrantClient:
 class Store:
     """The operations aw-code needs on one Qdrant."""
 
-    def __init__(self, client: QdrantClient) -> None:
+    def __init__(self, client: QdrantClient, scroll_page: int | None = None) -> None:
         self.client = client
+        # qdrant-client 1.20.0's embedded mode sorts every id of the collection for EACH scroll
+        # page (local/local_collection.py, _scroll_by_id): 5 pages of 1,024 cost a 1,000-file
+        # no-change re-index ~2 s of its 3 s (bench_speed.py --profile). One page there; the
+        # server pages through its own index, 1,024 a request keeps its answers small.
+        local = type(getattr(client, "_client", None)).__name__ == "QdrantLocal"
+        self.scroll_page = scroll_page or (1_000_000 if local else 1024)
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -150,7 +156,7 @@ class Store:
                 "read points",
                 self.client.scroll,
                 name,
-                limit=1024,
+                limit=self.scroll_page,
                 offset=offset,
                 with_payload=list(fields),
                 with_vectors=with_vectors,
