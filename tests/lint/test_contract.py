@@ -281,3 +281,26 @@ def test_every_contract_variable_is_read(name):
         f"{name} is in the contract but nothing reads it: remove it, or write the role defaults "
         "that mean it in its terms"
     )
+
+
+def test_the_inventory_reads_only_what_every_play_has():
+    # A play sees the inventory and the contract, but another role's defaults only where that
+    # role runs: `code_index_embed_model: "{{ agent_stack_tei_embed_model }}"` breaks the code
+    # retrieval play once the inventory stops setting agent_stack_tei_embed_model.
+    defined = dict(CONTRACT)
+    texts = {}
+    for path in INVENTORY_FILES:
+        defined.update(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        texts[path] = strip_comments(path.read_text(encoding="utf-8"), path.suffix)
+    role_defaults = set(_role_defaults()) - set(CONTRACT)
+    missing = []
+    for path, text in texts.items():
+        for expression in re.findall(r"\{\{(.*?)\}\}", text, flags=re.S):
+            # A name read with `| default(...)` is meant to be absent where its role does not run.
+            for name in re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\s*\|\s*default\b)", expression):
+                if name in role_defaults and name not in defined:
+                    missing.append(f"{path.name}: {name}")
+    assert not missing, (
+        "the inventory reads role defaults it does not set (undefined in other roles' plays); "
+        f"use the contract variable instead: {sorted(set(missing))}"
+    )
