@@ -19,7 +19,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = re.compile(r"(^## (?:Role )?[Vv]ariables[^\n]*\n(?:(?!^## ).)*?^```yaml\n)(.*?)(^```)", re.M | re.S)
+BLOCK = re.compile(
+    r"(^## (?:Role )?[Vv]ariables[^\n]*\n(?:(?!^## ).)*?^```yaml\n)(.*?)(^```)", re.M | re.S
+)
 
 
 def block_for(defaults_text: str) -> str:
@@ -46,16 +48,23 @@ def render(readme: str, defaults_text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a README differs")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a README differs"
+    )
     parser.add_argument("roles", nargs="*", help="role names (default: every role)")
     args = parser.parse_args(argv)
-    roles = args.roles or sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file())
+    roles = args.roles or sorted(
+        p.name for p in (ROOT / "roles").iterdir() if (p / "defaults" / "main.yml").is_file()
+    )
     differ = []
     for role in roles:
         readme_path = ROOT / "roles" / role / "README.md"
         readme = readme_path.read_text(encoding="utf-8")
         try:
-            new = render(readme, (ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8"))
+            new = render(
+                readme,
+                (ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8"),
+            )
         except ValueError as error:
             print(f"roles/{role}/README.md: {error}", file=sys.stderr)
             return 2
@@ -64,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.check:
                 readme_path.write_text(new, encoding="utf-8")
     for role in differ:
-        print(f"roles/{role}/README.md: {'differs from' if args.check else 'rewritten from'} defaults/main.yml")
+        verb = "differs from" if args.check else "rewritten from"
+        print(f"roles/{role}/README.md: {verb} defaults/main.yml")
     if args.check and differ:
         print("Fix: scripts/readme-variables.py " + " ".join(differ), file=sys.stderr)
         return 1

@@ -16,7 +16,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every role, the defaults-only contract (roles/workstation) included.
-ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").exists())
+ROLES = sorted(
+    p for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").exists()
+)
 
 
 def _load(path: Path):
@@ -78,18 +80,24 @@ def test_argument_spec_defaults_equal_defaults_by_value(role):
     defaults = _load(role / "defaults" / "main.yml")
     wrong = []
     for entry, spec in _load(role / "meta" / "argument_specs.yml")["argument_specs"].items():
-        for name, option in (spec.get("options") or {}).items():
-            option = option or {}
+        for name, given in (spec.get("options") or {}).items():
+            option = given or {}
             if name not in defaults:
                 continue
             if "default" not in option:
                 wrong.append(f"{entry}.{name}: no default (defaults/main.yml: {defaults[name]!r})")
             elif option["default"] != defaults[name]:
-                wrong.append(f"{entry}.{name}: {option['default']!r} != defaults/main.yml {defaults[name]!r}")
-    assert not wrong, f"{role.name}/meta/argument_specs.yml differs from defaults/main.yml:\n" + "\n".join(wrong)
+                wrong.append(
+                    f"{entry}.{name}: {option['default']!r} != defaults/main.yml {defaults[name]!r}"
+                )
+    assert not wrong, (
+        f"{role.name}/meta/argument_specs.yml differs from defaults/main.yml:\n" + "\n".join(wrong)
+    )
 
 
-_VARIABLES_BLOCK = re.compile(r"^## (?:Role )?[Vv]ariables[^\n]*\n(?:(?!^## ).)*?^```yaml\n(.*?)^```", re.M | re.S)
+_VARIABLES_BLOCK = re.compile(
+    r"^## (?:Role )?[Vv]ariables[^\n]*\n(?:(?!^## ).)*?^```yaml\n(.*?)^```", re.M | re.S
+)
 
 
 def readme_variables(text: str) -> dict:
@@ -134,15 +142,19 @@ def _readers() -> str:
         paths += sorted(p for p in (ROOT / base).rglob("*") if p.is_file())
     for path in paths:
         rel = path.relative_to(ROOT).as_posix()
-        if "/molecule/" in rel or path.name in ("README.md", "argument_specs.yml") or path.suffix in (".pyc",):
+        if (
+            "/molecule/" in rel
+            or path.name in ("README.md", "argument_specs.yml")
+            or path.suffix in (".pyc",)
+        ):
             continue
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             continue
         if rel.endswith("defaults/main.yml"):
-            # A default may be read by another default (agent_queue_results_dir from agent_queue_dir):
-            # keep only the values, not the names being defined.
+            # A default may be read by another one (agent_queue_results_dir reads agent_queue_dir):
+            # keep the values, drop the names being defined.
             text = "\n".join(re.sub(r"^[a-z_][a-z0-9_]*:", "", line) for line in text.split("\n"))
         parts.append(_strip_comments(text))
     return "\n".join(parts)
@@ -160,8 +172,8 @@ def test_every_default_is_read(role):
 
 def test_readme_variable_blocks_are_generated_from_defaults():
     # scripts/readme-variables.py writes each block from defaults/main.yml; --check changes nothing.
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "readme-variables.py"), "--check"],

@@ -29,9 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_ROLE = ROOT / "roles" / "workstation"
 CONTRACT_FILE = CONTRACT_ROLE / "defaults" / "main.yml"
 CONTRACT = yaml.safe_load(CONTRACT_FILE.read_text(encoding="utf-8"))
-ROLES = sorted(
-    p for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").exists()
-)
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").exists())
 INVENTORY = ROOT / "inventories" / "workstation" / "group_vars" / "all"
 
 # Files that hold shared facts if anything does. Molecule scenarios and READMEs are left out
@@ -72,17 +70,39 @@ def literal_patterns(ports: dict[int, str]) -> list[tuple[re.Pattern[str], str]]
     patterns = [
         (re.compile(re.escape(data_dir) + r"(?![\w-])"), "workstation_data_dir"),
         # The stack project: alone or as a prefix of its volumes and networks (agent-stack_backend).
-        (re.compile(r"(?<![\w-])" + re.escape(stack) + r"(?![\w-]*-)(?!\w)|(?<![\w-])" + re.escape(stack) + "_"),
-         "workstation_stack_project"),
+        (
+            re.compile(
+                r"(?<![\w-])"
+                + re.escape(stack)
+                + r"(?![\w-]*-)(?!\w)|(?<![\w-])"
+                + re.escape(stack)
+                + "_"
+            ),
+            "workstation_stack_project",
+        ),
         # The observability project: as a Compose name, a directory, a volume prefix.
-        (re.compile(r"^name:\s*['\"]?" + re.escape(obs) + r"['\"]?\s*$", re.M), "workstation_observability_project"),
-        (re.compile(r"compose/" + re.escape(obs) + r"(?![\w-])"), "workstation_observability_project"),
-        (re.compile(r"(?<![\w-])" + re.escape(obs) + r"_[a-z0-9]+-[a-z0-9-]+"), "workstation_observability_project"),
+        (
+            re.compile(r"^name:\s*['\"]?" + re.escape(obs) + r"['\"]?\s*$", re.M),
+            "workstation_observability_project",
+        ),
+        (
+            re.compile(r"compose/" + re.escape(obs) + r"(?![\w-])"),
+            "workstation_observability_project",
+        ),
+        (
+            re.compile(r"(?<![\w-])" + re.escape(obs) + r"_[a-z0-9]+-[a-z0-9-]+"),
+            "workstation_observability_project",
+        ),
     ]
     for port, name in ports.items():
         num = rf"{port}(?![\d.])"
         patterns += [
-            (re.compile(rf"(?:127\.0\.0\.1|localhost|host\.docker\.internal|0\.0\.0\.0|10\.0\.2\.2):{num}"), name),
+            (
+                re.compile(
+                    rf"(?:127\.0\.0\.1|localhost|host\.docker\.internal|0\.0\.0\.0|10\.0\.2\.2):{num}"
+                ),
+                name,
+            ),
             (re.compile(rf"(?<![\w.])\w*port\w*['\"]?\s*[:=]\s*['\"]?{num}", re.I), name),
             (re.compile(rf"--[\w-]*port[ =]['\"]?{num}"), name),
         ]
@@ -163,7 +183,10 @@ def test_the_contract_has_no_tasks():
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_every_role_depends_on_the_contract(role):
     meta = yaml.safe_load((role / "meta" / "main.yml").read_text(encoding="utf-8"))
-    names = [d if isinstance(d, str) else d.get("role", d.get("name")) for d in meta.get("dependencies") or []]
+    names = [
+        d if isinstance(d, str) else d.get("role", d.get("name"))
+        for d in meta.get("dependencies") or []
+    ]
     assert "workstation" in names, (
         f"{role.name}/meta/main.yml: add `dependencies: [{{role: workstation}}]` so the "
         "workstation_* variables its defaults use resolve when it runs alone"
@@ -176,11 +199,23 @@ SCANNED = _scanned_files()
 # the host side of each is published from the contract. Each entry must still be found, so a
 # stale one fails too. (file, literal): why.
 CONTAINER_PORTS = {
-    ("roles/agent_stack/templates/compose.yml.j2", "--port=8000"): "vLLM's port inside its container",
+    (
+        "roles/agent_stack/templates/compose.yml.j2",
+        "--port=8000",
+    ): "vLLM's port inside its container",
     ("roles/agent_stack/templates/compose.yml.j2", "port=8000"): "the same argument",
-    ("roles/agent_stack/templates/compose.yml.j2", "127.0.0.1:8000"): "vLLM's healthcheck, run inside its container",
-    ("roles/agent_stack/templates/compose.yml.j2", "127.0.0.1:3000"): "OpenHands' healthcheck, run inside its container",
-    ("roles/observability/templates/loki/loki.yml.j2", "http_listen_port: 3100"): "Loki's port inside its container",
+    (
+        "roles/agent_stack/templates/compose.yml.j2",
+        "127.0.0.1:8000",
+    ): "vLLM's healthcheck, run inside its container",
+    (
+        "roles/agent_stack/templates/compose.yml.j2",
+        "127.0.0.1:3000",
+    ): "OpenHands' healthcheck, run inside its container",
+    (
+        "roles/observability/templates/loki/loki.yml.j2",
+        "http_listen_port: 3100",
+    ): "Loki's port inside its container",
 }
 
 
@@ -190,11 +225,13 @@ def test_no_second_literal_of_a_shared_fact(path):
     found = find_literals(path.read_text(encoding="utf-8"), path.suffix, _ports())
     allowed = {literal for (file, literal) in CONTAINER_PORTS if file == rel}
     stale = allowed - {literal for _, literal, _ in found}
-    assert not stale, f"{rel}: CONTAINER_PORTS lists {sorted(stale)}, which is no longer there: remove it"
+    assert not stale, (
+        f"{rel}: CONTAINER_PORTS lists {sorted(stale)}, which is no longer there: remove it"
+    )
     found = [hit for hit in found if hit[1] not in allowed]
     assert not found, "\n".join(
-        f"{path.relative_to(ROOT)}:{line}: {literal!r} is a shared fact; write it as {{{{ {name} }}}}"
-        f" (roles/workstation/defaults/main.yml)"
+        f"{path.relative_to(ROOT)}:{line}: {literal!r} is a shared fact; write it as"
+        f" {{{{ {name} }}}} (roles/workstation/defaults/main.yml)"
         for line, literal, name in found
     )
 
@@ -213,7 +250,11 @@ def test_no_second_literal_of_a_shared_fact(path):
         ('url: "http://127.0.0.1:8000/v1"\n', ".yml", "workstation_vllm_port"),
         ("listen: localhost:9090\n", ".yml", "workstation_prometheus_port"),
         ("agent_stack_vllm_port: 8000\n", ".yml", "workstation_vllm_port"),
-        ("firewall_tailnet_tcp_ports: [443, 8443, 3443]\n", ".yml", "workstation_openhands_https_port"),
+        (
+            "firewall_tailnet_tcp_ports: [443, 8443, 3443]\n",
+            ".yml",
+            "workstation_openhands_https_port",
+        ),
         ("firewall_allowed_tcp_ports:\n  - 443\n", ".yml", "workstation_openwebui_https_port"),
         ("DEFAULT_PORT = 8765\n", ".py", "workstation_code_index_port"),
         ("exec server --port 6333\n", ".sh", "workstation_qdrant_port"),
@@ -243,7 +284,9 @@ def test_the_scanner_leaves_what_is_not_a_shared_fact(text, suffix):
 def _role_defaults() -> dict[str, object]:
     merged: dict[str, object] = dict(CONTRACT)
     for role in ROLES:
-        merged.update(yaml.safe_load((role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {})
+        merged.update(
+            yaml.safe_load((role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
+        )
     return merged
 
 
@@ -270,8 +313,13 @@ def _text_outside_the_contract() -> str:
     parts += [p.read_text(encoding="utf-8") for p in sorted((ROOT / "plugins").rglob("*.py"))]
     contract_text = CONTRACT_FILE.read_text(encoding="utf-8")
     # Contract variables may be built from each other (workstation_secrets_dir from the data dir).
-    parts.append("\n".join(line.split(":", 1)[1] for line in contract_text.splitlines() if ":" in line
-                           and not line.startswith("#")))
+    parts.append(
+        "\n".join(
+            line.split(":", 1)[1]
+            for line in contract_text.splitlines()
+            if ":" in line and not line.startswith("#")
+        )
+    )
     return "\n".join(parts)
 
 
@@ -297,7 +345,9 @@ def test_the_inventory_reads_only_what_every_play_has():
     for path, text in texts.items():
         for expression in re.findall(r"\{\{(.*?)\}\}", text, flags=re.S):
             # A name read with `| default(...)` is meant to be absent where its role does not run.
-            for name in re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\s*\|\s*default\b)", expression):
+            for name in re.findall(
+                r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b(?!\s*\|\s*default\b)", expression
+            ):
                 if name in role_defaults and name not in defined:
                     missing.append(f"{path.name}: {name}")
     assert not missing, (
