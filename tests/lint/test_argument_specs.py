@@ -1,16 +1,24 @@
 """Every role's meta/argument_specs.yml lists exactly the variables of its defaults/main.yml.
 
 This is the check the prometheus-community collection runs in CI: a default without a spec is
-never validated, and a spec without a default is a variable nobody sets.
+never validated, and a spec without a default is a variable nobody sets. Beyond the keys, the
+documentation must not drift from the code: every spec default (in every entry point) equals
+the value in defaults/main.yml, the README's variable block names every default with the same
+value, and a default that nothing reads is flagged.
 """
 
+import functools
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks" / "main.yml").exists())
+# Every role, the defaults-only contract (roles/workstation) included.
+ROLES = sorted(
+    p for p in (ROOT / "roles").iterdir() if (p / "meta" / "argument_specs.yml").exists()
+)
 
 
 def _load(path: Path):
@@ -65,3 +73,112 @@ def test_templates_start_with_ansible_managed(role):
     assert not offenders, (
         f"{role.name}: templates that do not open with ansible_managed: {offenders}"
     )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_argument_spec_defaults_equal_defaults_by_value(role):
+    defaults = _load(role / "defaults" / "main.yml")
+    wrong = []
+    for entry, spec in _load(role / "meta" / "argument_specs.yml")["argument_specs"].items():
+        for name, given in (spec.get("options") or {}).items():
+            option = given or {}
+            if name not in defaults:
+                continue
+            if "default" not in option:
+                wrong.append(f"{entry}.{name}: no default (defaults/main.yml: {defaults[name]!r})")
+            elif option["default"] != defaults[name]:
+                wrong.append(
+                    f"{entry}.{name}: {option['default']!r} != defaults/main.yml {defaults[name]!r}"
+                )
+    assert not wrong, (
+        f"{role.name}/meta/argument_specs.yml differs from defaults/main.yml:\n" + "\n".join(wrong)
+    )
+
+
+_VARIABLES_BLOCK = re.compile(
+    r"^## (?:Role )?[Vv]ariables[^\n]*\n(?:(?!^## ).)*?^```yaml\n(.*?)^```", re.M | re.S
+)
+
+
+def readme_variables(text: str) -> dict:
+    """The first YAML block of the README's "Variables" (or "Role variables") section."""
+    match = _VARIABLES_BLOCK.search(text)
+    assert match, "no ```yaml block under a '## Variables' or '## Role variables' heading"
+    return yaml.safe_load(match.group(1)) or {}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_readme_variables_equal_defaults(role):
+    defaults = _load(role / "defaults" / "main.yml")
+    documented = readme_variables((role / "README.md").read_text(encoding="utf-8"))
+    problems = [f"missing: {name}" for name in defaults if name not in documented]
+    problems += [f"not a default: {name}" for name in documented if name not in defaults]
+    problems += [
+        f"{name}: README {documented[name]!r} != defaults/main.yml {defaults[name]!r}"
+        for name in documented
+        if name in defaults and documented[name] != defaults[name]
+    ]
+    assert not problems, f"{role.name}/README.md variable block:\n" + "\n".join(problems)
+
+
+def test_readme_block_parser_sees_a_difference():
+    text = "# Role\n\n## Variables\n```yaml\nx_port: 1  # a comment\ny: [a, b]\n```\n"
+    assert readme_variables(text) == {"x_port": 1, "y": ["a", "b"]}
+    assert readme_variables(text) != {"x_port": 2, "y": ["a", "b"]}
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(re.sub(r"(^|\s)#.*$", r"\1", line) for line in text.split("\n"))
+
+
+@functools.cache
+def _readers() -> str:
+    """Everything that can read a role variable: tasks, templates, handlers, vars, meta
+    (argument specs excluded), files, playbooks, plugins, site.yml, and the inventory (comments
+    stripped, so its commented copy of a default is not a read)."""
+    parts = []
+    paths = [ROOT / "site.yml"]
+    for base in ("playbooks", "plugins", "inventories", "roles", "scripts"):
+        paths += sorted(p for p in (ROOT / base).rglob("*") if p.is_file())
+    for path in paths:
+        rel = path.relative_to(ROOT).as_posix()
+        if (
+            "/molecule/" in rel
+            or path.name in ("README.md", "argument_specs.yml")
+            or path.suffix in (".pyc",)
+        ):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        if rel.endswith("defaults/main.yml"):
+            # A default may be read by another one (agent_queue_results_dir reads agent_queue_dir):
+            # keep the values, drop the names being defined.
+            text = "\n".join(re.sub(r"^[a-z_][a-z0-9_]*:", "", line) for line in text.split("\n"))
+        parts.append(_strip_comments(text))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_every_default_is_read(role):
+    defaults = _load(role / "defaults" / "main.yml")
+    unread = [name for name in defaults if not re.search(rf"\b{name}\b", _readers())]
+    assert not unread, (
+        f"{role.name}: defaults that nothing reads (tasks, templates, handlers, vars, other roles, "
+        f"playbooks, plugins): {unread}. Remove them or use them."
+    )
+
+
+def test_readme_variable_blocks_are_generated_from_defaults():
+    # scripts/readme-variables.py writes each block from defaults/main.yml; --check changes nothing.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "readme-variables.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -31,6 +31,8 @@ PLAYBOOK = """
 - hosts: localhost
   gather_facts: false
   vars_files:
+    # The workstation contract first: the role's defaults are written in its terms.
+    - {role}/../workstation/defaults/main.yml
     - {role}/defaults/main.yml
     - {role}/vars/main.yml
     - {role}/vars/Debian.yml

@@ -102,7 +102,7 @@ def test_only_https_ports_and_the_loopback_metrics_site_listen(host):
     # (ss cannot name Caddy's process in this container: it lacks CAP_SYS_PTRACE.)
     listening = host.check_output("ss -Htln")
     addresses = {line.split()[3] for line in listening.splitlines()}
-    standins = {"127.0.0.1:8080", "127.0.0.1:3000", "127.0.0.1:3001"}
+    standins = {"127.0.0.1:3001", "127.0.0.1:3000", "127.0.0.1:3002"}
     assert addresses - standins == {"127.0.0.1:2019", "*:443", "*:8443", "*:3443"}
 
 
