@@ -7,10 +7,14 @@ openhands-agent-server 1.58.2):
 - POST /api/v1/app-conversations               app_conversation/app_conversation_router.py
        body AppConversationStartRequest (app_conversation_models.py): conversation_id,
        initial_message (sdk/conversation/message_request.py SendMessageRequest: role,
-       content [{"type": "text", "text"}], run), selected_repository, selected_branch, title
+       content [{"type": "text", "text"}], run), selected_repository, selected_branch, title,
+       llm_model (overrides the settings' model for this conversation:
+       live_status_app_conversation_service.py `_configure_llm`)
        -> AppConversationStartTask {id, status (WORKING ... READY | ERROR), detail,
           app_conversation_id, sandbox_id}
 - GET  /api/v1/app-conversations/start-tasks?ids=ID   -> [AppConversationStartTask | null]
+- GET  /api/v1/app-conversations/start-tasks/search?conversation_id__eq=UUID&limit=1
+       -> AppConversationStartTaskPage {items, next_page_id}, newest first (CREATED_AT_DESC)
 - GET  /api/v1/app-conversations?ids=ID                -> [AppConversation | null]
        AppConversation: id, sandbox_id, sandbox_status (STARTING RUNNING PAUSED ERROR
        MISSING, sandbox/sandbox_models.py), execution_status (idle running paused
@@ -120,6 +124,7 @@ class OpenHands:
         repository: str | None,
         branch: str | None,
         title: str,
+        llm_model: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "conversation_id": conversation_id,
@@ -134,6 +139,8 @@ class OpenHands:
             body["selected_repository"] = repository
         if branch:
             body["selected_branch"] = branch
+        if llm_model:
+            body["llm_model"] = llm_model
         return cast("dict[str, Any]", self._call("POST", "/api/v1/app-conversations", json=body))
 
     def start_task(self, start_task_id: str) -> dict[str, Any] | None:
@@ -141,6 +148,16 @@ class OpenHands:
             "GET", "/api/v1/app-conversations/start-tasks", params={"ids": start_task_id}
         )
         return cast("dict[str, Any] | None", items[0] if items else None)
+
+    def start_task_for(self, conversation_id: str) -> dict[str, Any] | None:
+        """The newest start task of a conversation id (None: it was never started)."""
+        page = self._call(
+            "GET",
+            "/api/v1/app-conversations/start-tasks/search",
+            params={"conversation_id__eq": conversation_id, "limit": 1},
+        )
+        items = (page or {}).get("items") or []
+        return cast("dict[str, Any]", items[0]) if items else None
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         items = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})

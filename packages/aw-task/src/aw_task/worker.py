@@ -10,7 +10,10 @@ Delivery guarantees (Redis Streams consumer group, see store.py):
   Lock, renewed with the stream entry every third of the visibility timeout); a worker that
   loses it stops writing;
 - a task recovered while RUNNING resumes following the conversation it had started (its id is
-  written before the start request), or starts that same conversation id when it never began.
+  written before the start request); when that conversation does not exist yet it asks
+  OpenHands for the start task of that conversation id and waits on it (a worker killed during
+  a sandbox's start-up), and starts the conversation only when OpenHands never saw it, so an
+  attempt never has two conversations or two sandboxes.
 """
 
 from __future__ import annotations
@@ -313,7 +316,14 @@ class Worker:
         deadline = attempt.started_at + scaled_timeout(task.timeout_s, cfg.timeout_multiplier)
         conv_id = attempt.conversation_id
         existing = oh.conversation(conv_id)
-        if existing is None:
+        begun = oh.start_task_for(conv_id) if existing is None else None
+        if begun is not None:
+            # A start a killed worker had made: follow it rather than start a second one.
+            log.info("task %s: resuming start task %s", task.id, begun.get("id"))
+            outcome = self._wait_started(held, task, str(begun.get("id")), deadline, oh)
+            if outcome is not None:
+                return outcome
+        elif existing is None:
             previous = [a for a in task.attempts if a.outcome == Outcome.ACCEPT_FAILED]
             prompt = task.prompt
             if previous and task.result:
@@ -330,6 +340,7 @@ class Worker:
                 repository=repository,
                 branch=task.branch,
                 title=f"aw-task {task.id} #{attempt.number}",
+                llm_model=task.model,
             )
             if self.metrics:
                 self.metrics.started.observe(max(0.0, time.time() - task.submitted_at))
