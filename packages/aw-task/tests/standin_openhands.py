@@ -120,12 +120,17 @@ class StandIn:
                 if url.path == "/api/v1/app-conversations/start-tasks":
                     return self._send(200, [standin.start_task_json(i) for i in q.get("ids", [])])
                 if url.path == "/api/v1/app-conversations/start-tasks/search":
-                    # newest first (CREATED_AT_DESC), filtered by conversation_id__eq
+                    # newest first (CREATED_AT_DESC); conversation_id__eq compares
+                    # app_conversation_id, null until READY, as the real SQL service does
                     wanted = q.get("conversation_id__eq", [None])[0]
-                    found = [
+                    every = [
                         standin.start_task_json(t["id"])
                         for t in reversed(list(standin.start_tasks.values()))
-                        if wanted is None or t["request"].get("conversation_id") == wanted
+                    ]
+                    found = [
+                        t
+                        for t in every
+                        if t and (wanted is None or t["app_conversation_id"] == wanted)
                     ]
                     limit = int(q.get("limit", ["100"])[0])
                     return self._send(200, {"items": found[:limit], "next_page_id": None})
@@ -224,7 +229,7 @@ class StandIn:
             return None
         conv = self.conversations.get(str(task["app_conversation_id"]))
         if conv is not None and time.monotonic() < conv.ready_at:
-            return {**task, "status": "WAITING_FOR_SANDBOX"}
+            return {**task, "status": "WAITING_FOR_SANDBOX", "app_conversation_id": None}
         return task
 
     def conversation_json(self, conv_id: str) -> dict[str, Any] | None:

@@ -71,7 +71,10 @@ def test_the_backup_saves_the_queue_results_once_and_nothing_without_the_queue(
         {"name": "agent-queue-results", "path": results}
     ]
     listed = [{"name": "mine", "path": results}, {"name": "other", "path": "/srv/x"}]
-    extra = {"agent_queue_results_dir": results, "maintenance_backup_paths": listed}
+    extra: dict[str, object] = {
+        "agent_queue_results_dir": results,
+        "maintenance_backup_paths": listed,
+    }
     both = render(tmp_path, extra)
     assert both == listed  # already listed: not twice
     assert render(tmp_path, {}) == []  # no queue role in the inventory: nothing added

@@ -252,6 +252,10 @@ def test_kill_9_during_the_sandbox_start_resumes_that_start_and_never_starts_twi
         first.wait(10)
     conv_id = queue.get(task.id).attempts[0].conversation_id
     assert standin.conversation_json(conv_id) is None  # still starting when killed
+    # Found by its conversation id even before READY (the fallback when the start task's id
+    # was not recorded yet), although the app's own conversation_id__eq filter misses it.
+    found = OpenHands(url).start_task_for(conv_id)
+    assert found is not None and found["id"] == queue.get(task.id).attempts[0].start_task_id
     subprocess.run(cmd, env=_worker_env(config, url, "w-one"), timeout=60, check=True)
     done = queue.get(task.id)
     assert done.state is State.SUCCEEDED, done

@@ -62,6 +62,8 @@ class Attempt:
     finished_at: float | None = None
     outcome: str | None = None  # finished | error | timeout | cancelled | accept_failed
     detail: str | None = None
+    # OpenHands' start task of this attempt, recorded as soon as the start request answers.
+    start_task_id: str | None = None
 
 
 @dataclasses.dataclass

@@ -13,8 +13,12 @@ openhands-agent-server 1.58.2):
        -> AppConversationStartTask {id, status (WORKING ... READY | ERROR), detail,
           app_conversation_id, sandbox_id}
 - GET  /api/v1/app-conversations/start-tasks?ids=ID   -> [AppConversationStartTask | null]
-- GET  /api/v1/app-conversations/start-tasks/search?conversation_id__eq=UUID&limit=1
-       -> AppConversationStartTaskPage {items, next_page_id}, newest first (CREATED_AT_DESC)
+- GET  /api/v1/app-conversations/start-tasks/search?limit=100
+       -> AppConversationStartTaskPage {items, next_page_id}, newest first (CREATED_AT_DESC);
+       each item carries its `request` (with our conversation_id). Its conversation_id__eq
+       filter compares `app_conversation_id`, which the app sets only once the start is READY
+       (sql_app_conversation_start_task_service.py), so a start still in progress is found
+       by filtering the items here (seen against the real 1.11.0).
 - GET  /api/v1/app-conversations?ids=ID                -> [AppConversation | null]
        AppConversation: id, sandbox_id, sandbox_status (STARTING RUNNING PAUSED ERROR
        MISSING, sandbox/sandbox_models.py), execution_status (idle running paused
@@ -150,14 +154,17 @@ class OpenHands:
         return cast("dict[str, Any] | None", items[0] if items else None)
 
     def start_task_for(self, conversation_id: str) -> dict[str, Any] | None:
-        """The newest start task of a conversation id (None: it was never started)."""
+        """The newest start task requested for a conversation id, among the newest 100 (None:
+        OpenHands never saw a start of it)."""
         page = self._call(
-            "GET",
-            "/api/v1/app-conversations/start-tasks/search",
-            params={"conversation_id__eq": conversation_id, "limit": 1},
+            "GET", "/api/v1/app-conversations/start-tasks/search", params={"limit": 100}
         )
-        items = (page or {}).get("items") or []
-        return cast("dict[str, Any]", items[0]) if items else None
+        want = _hex(conversation_id)
+        for item in (page or {}).get("items") or []:
+            asked = (item.get("request") or {}).get("conversation_id")
+            if want in (_hex(asked), _hex(item.get("app_conversation_id"))):
+                return cast("dict[str, Any]", item)
+        return None
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         items = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
@@ -196,6 +203,13 @@ class OpenHands:
                 return False
             raise
         return True
+
+
+def _hex(value: object) -> str | None:
+    """A UUID in one spelling (the app answers both 8-4-4-4-12 and 32 hex digits)."""
+    if not value:
+        return None
+    return str(value).replace("-", "").lower()
 
 
 def final_message(events: list[dict[str, Any]]) -> str | None:

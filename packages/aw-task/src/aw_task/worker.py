@@ -316,11 +316,16 @@ class Worker:
         deadline = attempt.started_at + scaled_timeout(task.timeout_s, cfg.timeout_multiplier)
         conv_id = attempt.conversation_id
         existing = oh.conversation(conv_id)
-        begun = oh.start_task_for(conv_id) if existing is None else None
+        begun: str | None = None
+        if existing is None:
+            begun = attempt.start_task_id  # recorded when the start request answered
+            if begun is None:  # killed between the request and that record
+                found = oh.start_task_for(conv_id)
+                begun = str(found["id"]) if found else None
         if begun is not None:
             # A start a killed worker had made: follow it rather than start a second one.
-            log.info("task %s: resuming start task %s", task.id, begun.get("id"))
-            outcome = self._wait_started(held, task, str(begun.get("id")), deadline, oh)
+            log.info("task %s: resuming start task %s", task.id, begun)
+            outcome = self._wait_started(held, task, begun, deadline, oh)
             if outcome is not None:
                 return outcome
         elif existing is None:
@@ -342,9 +347,17 @@ class Worker:
                 title=f"aw-task {task.id} #{attempt.number}",
                 llm_model=task.model,
             )
+            start_id = str(start.get("id"))
+
+            def record(t: Task, n: int = attempt.number, s: str = start_id) -> None:
+                for a in t.attempts:
+                    if a.number == n:
+                        a.start_task_id = s
+
+            task = self.queue.update(task.id, record, allowed=[State.RUNNING])
             if self.metrics:
                 self.metrics.started.observe(max(0.0, time.time() - task.submitted_at))
-            outcome = self._wait_started(held, task, str(start.get("id")), deadline, oh)
+            outcome = self._wait_started(held, task, start_id, deadline, oh)
             if outcome is not None:
                 return outcome
         # Follow the conversation until it is done, errors, times out or is cancelled.
