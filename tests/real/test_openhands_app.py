@@ -282,7 +282,7 @@ def test_the_queue_bounds_parallelism_survives_kill_9_and_retries_an_error_once(
     app, vllm_server, vllm_launch, queue_env, work
 ) -> None:
     from aw_task.metrics import Metrics
-    from aw_task.model import State, new_task
+    from aw_task.model import TERMINAL, State, new_task
     from aw_task.openhands import OpenHands
     from prometheus_client import generate_latest
 
@@ -290,16 +290,17 @@ def test_the_queue_bounds_parallelism_survives_kill_9_and_retries_an_error_once(
     logs = work / "logs"
     tail = app.log_tail
     started = time.monotonic()
+    # Two rounds of sandbox starts (about 5 min each with the machine's load at 20): the first
+    # task and the erroring one's first attempt, then its retry and the task to cancel.
     tasks = [
-        new_task(repo=str(repo), prompt="Say hello 1.", timeout_s=TASK_TIMEOUT_S),
-        new_task(repo=str(repo), prompt="Say hello 2.", timeout_s=TASK_TIMEOUT_S),
+        new_task(repo=str(repo), prompt="Say hello.", timeout_s=TASK_TIMEOUT_S),
         new_task(repo=str(repo), prompt="Say hi.", timeout_s=TASK_TIMEOUT_S, model=BAD_MODEL),
-        new_task(repo=str(repo), prompt="Say hello 3.", timeout_s=TASK_TIMEOUT_S),
+        new_task(repo=str(repo), prompt="Say nothing.", timeout_s=TASK_TIMEOUT_S),
     ]
     for t in tasks:
         queue.submit(t)
     ids = [t.id for t in tasks]
-    first, bad = tasks[0], tasks[2]
+    first, bad, cancelled = tasks
     before = metric_sum(get_metrics(vllm_server.url), "vllm:request_success_total")
     oh = OpenHands(app.url)
     with Watch(app) as watch:
@@ -328,8 +329,31 @@ def test_the_queue_bounds_parallelism_survives_kill_9_and_retries_an_error_once(
         metrics_port = harness.free_port()
         w2 = _worker(config, "real-worker", logs / "aw-task-worker.log", 30, metrics_port)
         try:
+            # Cancel the third task while OpenHands starts its sandbox.
+            def cancel_starting() -> bool:
+                attempts = queue.get(cancelled.id).attempts
+                return bool(attempts) and attempts[0].start_task_id is not None
+
+            _until(cancel_starting, 3 * TASK_TIMEOUT_S, "the third task's start", tail)
+            start_id = queue.get(cancelled.id).attempts[0].start_task_id
+            st = oh.start_task(str(start_id)) or {}
+            # The app names a requested conversation's sandbox after the conversation id.
+            named = _uuid(queue.get(cancelled.id).attempts[0].conversation_id)
+            cancel_sandbox = st.get("sandbox_id") or named
+            cancel = subprocess.run(
+                [sys.executable, "-m", "aw_task", "cancel", cancelled.id],
+                env=_worker_env(config, "cli"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert cancel.returncode == 0 and "cancelling" in cancel.stdout, cancel
+            print(
+                f"cancelled during start task status {st.get('status')}, sandbox {cancel_sandbox}"
+            )
             _until(
-                lambda: all(queue.get(i).state in (State.SUCCEEDED, State.FAILED) for i in ids),
+                lambda: all(queue.get(i).state in TERMINAL for i in ids),
                 4 * TASK_TIMEOUT_S,
                 "every task final",
                 lambda: tail() + (logs / "aw-task-worker.log").read_text()[-4000:],
@@ -371,18 +395,22 @@ def test_the_queue_bounds_parallelism_survives_kill_9_and_retries_an_error_once(
     assert (
         len(final[first.id].attempts) == 1 and final[first.id].attempts[0].conversation_id == conv
     )
-    for t in (tasks[0], tasks[1], tasks[3]):
-        assert final[t.id].state is State.SUCCEEDED, summary
-        assert len(final[t.id].attempts) == 1, summary
+    assert final[first.id].state is State.SUCCEEDED, summary
+    # Cancel during the sandbox's start: cancelled, its sandbox deleted, no conversation left.
+    stopped = final[cancelled.id]
+    assert stopped.state is State.CANCELLED and len(stopped.attempts) == 1, summary
+    assert stopped.attempts[0].outcome == "cancelled", stopped.attempts
+    assert oh.conversation(stopped.attempts[0].conversation_id) is None
+    assert cancel_sandbox and cancel_sandbox not in {s["id"] for s in watch.sandboxes()}
     # The erroring conversation: retried once, then failed with the reason.
     failed = final[bad.id]
     assert failed.state is State.FAILED and len(failed.attempts) == 2, summary
     assert failed.errors_retried == 1 and failed.result is not None
     reason = failed.result.reason or ""
     assert "aw-no-such-model" in reason or "NotFound" in reason, reason
-    # vLLM served the three good conversations.
+    # vLLM served the good conversation.
     after = metric_sum(get_metrics(vllm_server.url), "vllm:request_success_total")
-    assert after - before >= 3, (before, after)
+    assert after - before >= 1, (before, after)
     # The worker's /metrics equal the queue's real state; nothing left in the stream.
     _assert_metrics(metrics, _expected_metrics(queue, ids))
     assert queue.r.xlen(config.stream) == 0

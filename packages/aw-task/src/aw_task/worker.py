@@ -415,12 +415,35 @@ class Worker:
                 detail = f"start task {start_id}: {st.get('detail') or 'ERROR'}"
                 return Outcome.ERROR, detail, Result("failed", detail)
             if self.queue.get(task.id).cancel_requested:
-                self._free_sandbox(oh, st)
+                self._stop_start(held, oh, start_id, st, deadline)
                 return Outcome.CANCELLED, "cancelled by the operator", Result("cancelled")
             if time.time() > deadline:
                 self._free_sandbox(oh, st)
                 return Outcome.TIMEOUT, f"start task {start_id} still {status}", Result("failed")
             self.stop.wait(min(self.config.poll_interval_s, 1.0))
+
+    def _stop_start(
+        self, held: Held, oh: OpenHands, start_id: str, st: dict[str, Any], deadline: float
+    ) -> None:
+        """Cancel during a start: delete its sandbox, which may not be known yet. The start task
+        names it only once the sandbox service answers (the real process service waits for the
+        agent-server first); the app names a requested conversation's sandbox after its id
+        (live_status_app_conversation_service.py `_wait_for_sandbox_start`: conversation_id.hex),
+        so that name is deleted until it exists or the start ends."""
+        named = str((st.get("request") or {}).get("conversation_id") or "").replace("-", "")
+        while True:
+            sandbox_id = st.get("sandbox_id") or named
+            if sandbox_id:
+                try:
+                    if oh.delete_sandbox(str(sandbox_id)):
+                        return
+                except OpenHandsError as exc:
+                    log.warning("could not delete sandbox %s: %s", sandbox_id, exc)
+            if st.get("status") in ("READY", "ERROR") or time.time() > deadline:
+                return  # READY: the conversation's delete that follows frees it
+            if self.stop.wait(min(self.config.poll_interval_s, 1.0)):
+                return
+            st = oh.start_task(start_id) or st
 
     @staticmethod
     def _free_sandbox(oh: OpenHands, start_task: dict[str, Any]) -> None:
