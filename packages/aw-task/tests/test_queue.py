@@ -246,7 +246,12 @@ def test_kill_9_during_the_sandbox_start_resumes_that_start_and_never_starts_twi
     first = subprocess.Popen(cmd, env=_worker_env(config, url, "w-one"))
     try:
         wait_for(lambda: standin.starts == 1)
-        wait_for(lambda: bool(queue.get(task.id).attempts))
+
+        def recorded() -> bool:
+            attempts = queue.get(task.id).attempts
+            return bool(attempts) and attempts[0].start_task_id is not None
+
+        wait_for(recorded)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
