@@ -45,6 +45,15 @@ BAD_MODEL = "openai/aw-no-such-model"  # vLLM serves no such name: 404, a conver
 
 @pytest.fixture(scope="module")
 def app(work: Path) -> Iterator[harness.Server]:
+    # openhands-ai 1.11.0 gives every conversation the browser tool (live_status_app_conversation_
+    # service.py: get_default_tools(enable_browser=True)), and the agent-server 1.34.0 answers 500
+    # to POST /api/conversations without a Chromium (tools/browser_use/impl.py
+    # _ensure_chromium_available: PATH chromium, chromium-browser, google-chrome, ...). The
+    # agent-server image ships one; a process sandbox uses the host's.
+    assert shutil.which("chromium") or shutil.which("chromium-browser"), (
+        "no Chromium on PATH: every conversation's start would end in a 500 from the agent-server."
+        " Fix: sudo apt-get install chromium"
+    )
     server = harness.start_openhands_app(state_dir=work / "openhands-app", log_dir=work / "logs")
     with server:
         yield server
