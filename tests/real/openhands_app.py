@@ -6,7 +6,8 @@ Production runs the same app with the Docker sandbox service (roles/agent_stack 
 the app image 1.11.0 starting ghcr.io/openhands/agent-server:1.34.0-python sandboxes). Here
 there is no image registry, so each sandbox is the same agent-server 1.34.0 started as a local
 process by the app's own ProcessSandboxService (RUNTIME=process, app_server/config.py). Two
-adaptations, both because of the machine the tests run on, each the only change:
+adaptations, each because of the machine the tests run on or a flaw of the process service
+alone, each the only change:
 
 1. `is_running_in_docker()` answers False. This VM has /.dockerenv, so the app would rewrite
    http://localhost:PORT of its own process sandboxes to host.docker.internal
@@ -23,6 +24,18 @@ adaptations, both because of the machine the tests run on, each the only change:
    its slow import; the second then dies with "address already in use" (seen with the queue's
    two parallel tasks). The launcher remembers the ports it handed out and skips them. The
    Docker sandbox service production runs maps container ports and does not have this race.
+4. A sandbox's status. ProcessSandboxService._get_process_status (process_sandbox_service.py,
+   openhands-ai 1.11.0) reports RUNNING only while psutil sees the agent-server process in state
+   `R` (on a CPU at that instant); an idle server waiting on its socket is `S` (sleeping) and is
+   reported STARTING, with no exposed URLs. So after the start-up wait had seen it RUNNING once,
+   the conversation service's next get_sandbox found it STARTING and failed
+   (live_status_app_conversation_service.py `_get_agent_server_url`: `assert exposed_urls is not
+   None`): every start task of the last run ended ERROR that way (the app's log). Here a live
+   process that is not stopped or a zombie counts as RUNNING when its /alive health check
+   answers 200 (the code that follows is unchanged: it sets the exposed URL) and as STARTING
+   while it does not yet (the Docker service's own rule within its start-up grace,
+   docker_sandbox_service.py `_container_to_checked_sandbox_info`). The Docker service reads the
+   container's state, not the CPU's, and does not have this flaw.
 """
 
 from __future__ import annotations
@@ -82,6 +95,39 @@ def _find_unused_port_once(self: pss.ProcessSandboxService) -> int:
 
 
 pss.ProcessSandboxService._find_unused_port = _find_unused_port_once  # type: ignore[method-assign]
+
+import psutil  # noqa: E402
+from openhands.app_server.sandbox.sandbox_models import SandboxStatus  # noqa: E402
+
+_to_info = pss.ProcessSandboxService._process_to_sandbox_info
+
+
+def _process_status(
+    self: pss.ProcessSandboxService, process_info: pss.ProcessInfo
+) -> SandboxStatus:
+    try:
+        process = psutil.Process(process_info.pid)
+        status = process.status() if process.is_running() else psutil.STATUS_DEAD
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return SandboxStatus.MISSING
+    if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+        return SandboxStatus.MISSING
+    if status == psutil.STATUS_STOPPED:
+        return SandboxStatus.PAUSED
+    return SandboxStatus.RUNNING  # alive: the health check in _process_to_sandbox_info decides
+
+
+async def _checked_info(
+    self: pss.ProcessSandboxService, sandbox_id: str, process_info: pss.ProcessInfo
+):  # type: ignore[no-untyped-def]
+    info = await _to_info(self, sandbox_id, process_info)
+    if info.status == SandboxStatus.ERROR:  # alive but /alive not answering yet: still starting
+        info.status = SandboxStatus.STARTING
+    return info
+
+
+pss.ProcessSandboxService._get_process_status = _process_status  # type: ignore[method-assign]
+pss.ProcessSandboxService._process_to_sandbox_info = _checked_info  # type: ignore[method-assign]
 
 import uvicorn  # noqa: E402
 

@@ -12,6 +12,8 @@ so tests can assert from OpenHands' side. The agent is scripted by directives in
   STANDIN:write=NAME      the "agent" writes NAME in the repository named in the prompt
   STANDIN:fix=NAME        writes NAME only when the prompt reports a failed acceptance command
   STANDIN:503-once        the first poll of the conversation answers 503
+  STANDIN:slowstart=S     the start task stays WORKING (no conversation yet) for S seconds, as
+                          the real app's does while the sandbox starts
 The tests that run the real app server are in tests/test_real_openhands.py.
 """
 
@@ -35,7 +37,9 @@ class Conversation:
         self.id = conv_id
         self.prompt = prompt
         self.title = title
-        self.created = time.monotonic()
+        m = re.search(r"STANDIN:slowstart=([0-9.]+)", prompt)
+        self.ready_at = time.monotonic() + (float(m.group(1)) if m else 0.0)
+        self.created = self.ready_at
         self.sandbox_id = f"sandbox-{conv_id[:8]}"
         self.deleted = False
         self.polls = 0
@@ -114,7 +118,22 @@ class StandIn:
                 if not self._auth():
                     return None
                 if url.path == "/api/v1/app-conversations/start-tasks":
-                    return self._send(200, [standin.start_tasks.get(i) for i in q.get("ids", [])])
+                    return self._send(200, [standin.start_task_json(i) for i in q.get("ids", [])])
+                if url.path == "/api/v1/app-conversations/start-tasks/search":
+                    # newest first (CREATED_AT_DESC); conversation_id__eq compares
+                    # app_conversation_id, null until READY, as the real SQL service does
+                    wanted = q.get("conversation_id__eq", [None])[0]
+                    every = [
+                        standin.start_task_json(t["id"])
+                        for t in reversed(list(standin.start_tasks.values()))
+                    ]
+                    found = [
+                        t
+                        for t in every
+                        if t and (wanted is None or t["app_conversation_id"] == wanted)
+                    ]
+                    limit = int(q.get("limit", ["100"])[0])
+                    return self._send(200, {"items": found[:limit], "next_page_id": None})
                 if url.path == "/api/v1/app-conversations":
                     try:
                         items = [standin.conversation_json(i) for i in q["ids"]]
@@ -204,9 +223,18 @@ class StandIn:
             self.start_tasks[task_id] = task
         return {**task, "status": "WORKING"}
 
+    def start_task_json(self, task_id: str) -> dict[str, Any] | None:
+        task = self.start_tasks.get(task_id)
+        if task is None:
+            return None
+        conv = self.conversations.get(str(task["app_conversation_id"]))
+        if conv is not None and time.monotonic() < conv.ready_at:
+            return {**task, "status": "WAITING_FOR_SANDBOX", "app_conversation_id": None}
+        return task
+
     def conversation_json(self, conv_id: str) -> dict[str, Any] | None:
         conv = self.conversations.get(conv_id)
-        if conv is None or conv.deleted:
+        if conv is None or conv.deleted or time.monotonic() < conv.ready_at:
             return None
         conv.polls += 1
         if "STANDIN:503-once" in conv.prompt and conv.polls == 1:

@@ -233,6 +233,55 @@ def test_kill_9_mid_task_loses_nothing_and_it_finishes_exactly_once(
     assert (Path(config.results_dir) / f"{task.id}.json").is_file()
 
 
+def test_kill_9_during_the_sandbox_start_resumes_that_start_and_never_starts_twice(
+    config: Config, queue: Queue, standin: StandIn, repo: Path
+) -> None:
+    """Killed while OpenHands still starts the sandbox (no conversation yet): the restarted
+    worker finds the start task by the attempt's conversation id and waits on it; a second
+    POST would start a second sandbox for the same attempt (the real app names the sandbox
+    after the conversation id)."""
+    url = _url(standin)
+    task = submit(queue, repo, "STANDIN:slowstart=4 STANDIN:sleep=0.5")
+    cmd = [sys.executable, "-m", "aw_task", "worker", "--exit-when-idle", "3"]
+    first = subprocess.Popen(cmd, env=_worker_env(config, url, "w-one"))
+    try:
+        wait_for(lambda: standin.starts == 1)
+
+        def recorded() -> bool:
+            attempts = queue.get(task.id).attempts
+            return bool(attempts) and attempts[0].start_task_id is not None
+
+        wait_for(recorded)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    conv_id = queue.get(task.id).attempts[0].conversation_id
+    assert standin.conversation_json(conv_id) is None  # still starting when killed
+    # Found by its conversation id even before READY (the fallback when the start task's id
+    # was not recorded yet), although the app's own conversation_id__eq filter misses it.
+    found = OpenHands(url).start_task_for(conv_id)
+    assert found is not None and found["id"] == queue.get(task.id).attempts[0].start_task_id
+    subprocess.run(cmd, env=_worker_env(config, url, "w-one"), timeout=60, check=True)
+    done = queue.get(task.id)
+    assert done.state is State.SUCCEEDED, done
+    assert standin.starts == 1, f"{standin.starts} start requests for one attempt"
+    assert len(done.attempts) == 1 and done.attempts[0].conversation_id == conv_id
+    assert queue.stats()["succeeded"] == 1
+
+
+def test_a_task_model_goes_to_openhands_as_llm_model(
+    config: Config, queue: Queue, standin: StandIn, repo: Path
+) -> None:
+    task = submit(queue, repo, "STANDIN:sleep=0.1", model="openai/other-alias")
+    plain = submit(queue, repo, "STANDIN:sleep=0.1")
+    run_worker(config, queue, _url(standin))
+    bodies = {t["request"]["title"]: t["request"] for t in standin.start_tasks.values()}
+    assert bodies[f"aw-task {task.id} #1"]["llm_model"] == "openai/other-alias"
+    assert "llm_model" not in bodies[f"aw-task {plain.id} #1"]
+    with pytest.raises(ValueError, match="--model"):
+        new_task(repo=str(repo), prompt="x", model="bad model")
+
+
 def test_a_lease_keeps_a_second_worker_off_a_running_task(
     config: Config, queue: Queue, standin: StandIn, repo: Path
 ) -> None:

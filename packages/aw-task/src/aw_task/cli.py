@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--retries", type=int, default=1, help="acceptance retries (default 1)")
     s.add_argument("--label", action="append", default=[], help="a label (repeatable)")
+    s.add_argument(
+        "--model", help="LLM for this task, e.g. openai/<served name> (default: OpenHands' own)"
+    )
 
     ls = sub.add_parser("list", help="list the tasks")
     ls.add_argument("--json", action="store_true")
@@ -118,6 +121,7 @@ def _command(config: Config, queue: Queue, args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             retries=args.retries,
             labels=args.label,
+            model=args.model,
         )
         queue.submit(task)
         oh = OpenHands(config.openhands_url, api_key=config.openhands_api_key())

@@ -28,8 +28,9 @@ class Config:
     openhands_url: str = "http://127.0.0.1:3000"
     openhands_api_key_file: str = ""
     # OpenHands' sandbox limit (DockerSandboxServiceInjector.max_num_sandboxes, default 5 in
-    # openhands-ai 1.11.0, env OH_SANDBOX_MAX_NUM_SANDBOXES): beyond it OpenHands pauses the
-    # oldest sandbox, so the worker never runs more tasks than this.
+    # openhands-ai 1.11.0; env OH_SANDBOX_MAX_NUM_SANDBOXES, read only together with
+    # OH_SANDBOX_KIND=DockerSandboxServiceInjector): beyond it OpenHands pauses the oldest
+    # sandbox, so the worker never runs more tasks than this.
     openhands_max_sandboxes: int = 5
     # Repositories: a local --repo under workspace_host_root is given to OpenHands as the same
     # path under workspace_sandbox_root (where SANDBOX_VOLUMES mounts it). Empty: unchanged.

@@ -49,6 +49,7 @@ def check_transition(old: State, new: State) -> None:
 
 _URL = re.compile(r"^(https?://|git@|ssh://)")
 _LABEL = re.compile(r"^[A-Za-z0-9_.:/-]{1,64}$")
+_MODEL = re.compile(r"^[A-Za-z0-9_.:/@-]{1,200}$")
 
 
 @dataclasses.dataclass
@@ -61,6 +62,8 @@ class Attempt:
     finished_at: float | None = None
     outcome: str | None = None  # finished | error | timeout | cancelled | accept_failed
     detail: str | None = None
+    # OpenHands' start task of this attempt, recorded as soon as the start request answers.
+    start_task_id: str | None = None
 
 
 @dataclasses.dataclass
@@ -85,6 +88,9 @@ class Task:
     timeout_s: float = 1800.0
     retries: int = 1
     labels: list[str] = dataclasses.field(default_factory=list)
+    # The LLM for this task's conversations (OpenHands' `llm_model`, e.g. "openai/<served
+    # name>"); None: the model in OpenHands' settings.
+    model: str | None = None
     state: State = State.QUEUED
     submitted_at: float = dataclasses.field(default_factory=time.time)
     started_at: float | None = None
@@ -123,6 +129,7 @@ def new_task(
     retries: int = 1,
     labels: list[str] | None = None,
     check_path: bool = True,
+    model: str | None = None,
 ) -> Task:
     """Validate the submitted fields and build a queued task (nothing is stored yet)."""
     repo = repo.strip()
@@ -157,6 +164,11 @@ def new_task(
             raise TaskError(
                 f"--label {label!r}: use 1-64 characters of letters, digits and _ . : / -"
             )
+    if model is not None and not _MODEL.match(model):
+        raise TaskError(
+            f"--model {model!r}: give a LiteLLM model name such as openai/<served name> "
+            "(letters, digits and _ . : / - @, at most 200)"
+        )
     return Task(
         id=uuid.uuid4().hex[:12],
         repo=repo,
@@ -166,6 +178,7 @@ def new_task(
         timeout_s=float(timeout_s),
         retries=retries,
         labels=list(labels or []),
+        model=model,
     )
 
 

@@ -7,10 +7,18 @@ openhands-agent-server 1.58.2):
 - POST /api/v1/app-conversations               app_conversation/app_conversation_router.py
        body AppConversationStartRequest (app_conversation_models.py): conversation_id,
        initial_message (sdk/conversation/message_request.py SendMessageRequest: role,
-       content [{"type": "text", "text"}], run), selected_repository, selected_branch, title
+       content [{"type": "text", "text"}], run), selected_repository, selected_branch, title,
+       llm_model (overrides the settings' model for this conversation:
+       live_status_app_conversation_service.py `_configure_llm`)
        -> AppConversationStartTask {id, status (WORKING ... READY | ERROR), detail,
           app_conversation_id, sandbox_id}
 - GET  /api/v1/app-conversations/start-tasks?ids=ID   -> [AppConversationStartTask | null]
+- GET  /api/v1/app-conversations/start-tasks/search?limit=100
+       -> AppConversationStartTaskPage {items, next_page_id}, newest first (CREATED_AT_DESC);
+       each item carries its `request` (with our conversation_id). Its conversation_id__eq
+       filter compares `app_conversation_id`, which the app sets only once the start is READY
+       (sql_app_conversation_start_task_service.py), so a start still in progress is found
+       by filtering the items here (seen against the real 1.11.0).
 - GET  /api/v1/app-conversations?ids=ID                -> [AppConversation | null]
        AppConversation: id, sandbox_id, sandbox_status (STARTING RUNNING PAUSED ERROR
        MISSING, sandbox/sandbox_models.py), execution_status (idle running paused
@@ -120,6 +128,7 @@ class OpenHands:
         repository: str | None,
         branch: str | None,
         title: str,
+        llm_model: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "conversation_id": conversation_id,
@@ -134,6 +143,8 @@ class OpenHands:
             body["selected_repository"] = repository
         if branch:
             body["selected_branch"] = branch
+        if llm_model:
+            body["llm_model"] = llm_model
         return cast("dict[str, Any]", self._call("POST", "/api/v1/app-conversations", json=body))
 
     def start_task(self, start_task_id: str) -> dict[str, Any] | None:
@@ -141,6 +152,19 @@ class OpenHands:
             "GET", "/api/v1/app-conversations/start-tasks", params={"ids": start_task_id}
         )
         return cast("dict[str, Any] | None", items[0] if items else None)
+
+    def start_task_for(self, conversation_id: str) -> dict[str, Any] | None:
+        """The newest start task requested for a conversation id, among the newest 100 (None:
+        OpenHands never saw a start of it)."""
+        page = self._call(
+            "GET", "/api/v1/app-conversations/start-tasks/search", params={"limit": 100}
+        )
+        want = _hex(conversation_id)
+        for item in (page or {}).get("items") or []:
+            asked = (item.get("request") or {}).get("conversation_id")
+            if want in (_hex(asked), _hex(item.get("app_conversation_id"))):
+                return cast("dict[str, Any]", item)
+        return None
 
     def conversation(self, conversation_id: str) -> dict[str, Any] | None:
         items = self._call("GET", "/api/v1/app-conversations", params={"ids": conversation_id})
@@ -179,6 +203,13 @@ class OpenHands:
                 return False
             raise
         return True
+
+
+def _hex(value: object) -> str | None:
+    """A UUID in one spelling (the app answers both 8-4-4-4-12 and 32 hex digits)."""
+    if not value:
+        return None
+    return str(value).replace("-", "").lower()
 
 
 def final_message(events: list[dict[str, Any]]) -> str | None:

@@ -10,7 +10,10 @@ Delivery guarantees (Redis Streams consumer group, see store.py):
   Lock, renewed with the stream entry every third of the visibility timeout); a worker that
   loses it stops writing;
 - a task recovered while RUNNING resumes following the conversation it had started (its id is
-  written before the start request), or starts that same conversation id when it never began.
+  written before the start request); when that conversation does not exist yet it asks
+  OpenHands for the start task of that conversation id and waits on it (a worker killed during
+  a sandbox's start-up), and starts the conversation only when OpenHands never saw it, so an
+  attempt never has two conversations or two sandboxes.
 """
 
 from __future__ import annotations
@@ -313,7 +316,19 @@ class Worker:
         deadline = attempt.started_at + scaled_timeout(task.timeout_s, cfg.timeout_multiplier)
         conv_id = attempt.conversation_id
         existing = oh.conversation(conv_id)
+        begun: str | None = None
         if existing is None:
+            begun = attempt.start_task_id  # recorded when the start request answered
+            if begun is None:  # killed between the request and that record
+                found = oh.start_task_for(conv_id)
+                begun = str(found["id"]) if found else None
+        if begun is not None:
+            # A start a killed worker had made: follow it rather than start a second one.
+            log.info("task %s: resuming start task %s", task.id, begun)
+            outcome = self._wait_started(held, task, begun, deadline, oh)
+            if outcome is not None:
+                return outcome
+        elif existing is None:
             previous = [a for a in task.attempts if a.outcome == Outcome.ACCEPT_FAILED]
             prompt = task.prompt
             if previous and task.result:
@@ -330,10 +345,19 @@ class Worker:
                 repository=repository,
                 branch=task.branch,
                 title=f"aw-task {task.id} #{attempt.number}",
+                llm_model=task.model,
             )
+            start_id = str(start.get("id"))
+
+            def record(t: Task, n: int = attempt.number, s: str = start_id) -> None:
+                for a in t.attempts:
+                    if a.number == n:
+                        a.start_task_id = s
+
+            task = self.queue.update(task.id, record, allowed=[State.RUNNING])
             if self.metrics:
                 self.metrics.started.observe(max(0.0, time.time() - task.submitted_at))
-            outcome = self._wait_started(held, task, str(start.get("id")), deadline, oh)
+            outcome = self._wait_started(held, task, start_id, deadline, oh)
             if outcome is not None:
                 return outcome
         # Follow the conversation until it is done, errors, times out or is cancelled.
@@ -391,12 +415,35 @@ class Worker:
                 detail = f"start task {start_id}: {st.get('detail') or 'ERROR'}"
                 return Outcome.ERROR, detail, Result("failed", detail)
             if self.queue.get(task.id).cancel_requested:
-                self._free_sandbox(oh, st)
+                self._stop_start(held, oh, start_id, st, deadline)
                 return Outcome.CANCELLED, "cancelled by the operator", Result("cancelled")
             if time.time() > deadline:
                 self._free_sandbox(oh, st)
                 return Outcome.TIMEOUT, f"start task {start_id} still {status}", Result("failed")
             self.stop.wait(min(self.config.poll_interval_s, 1.0))
+
+    def _stop_start(
+        self, held: Held, oh: OpenHands, start_id: str, st: dict[str, Any], deadline: float
+    ) -> None:
+        """Cancel during a start: delete its sandbox, which may not be known yet. The start task
+        names it only once the sandbox service answers (the real process service waits for the
+        agent-server first); the app names a requested conversation's sandbox after its id
+        (live_status_app_conversation_service.py `_wait_for_sandbox_start`: conversation_id.hex),
+        so that name is deleted until it exists or the start ends."""
+        named = str((st.get("request") or {}).get("conversation_id") or "").replace("-", "")
+        while True:
+            sandbox_id = st.get("sandbox_id") or named
+            if sandbox_id:
+                try:
+                    if oh.delete_sandbox(str(sandbox_id)):
+                        return
+                except OpenHandsError as exc:
+                    log.warning("could not delete sandbox %s: %s", sandbox_id, exc)
+            if st.get("status") in ("READY", "ERROR") or time.time() > deadline:
+                return  # READY: the conversation's delete that follows frees it
+            if self.stop.wait(min(self.config.poll_interval_s, 1.0)):
+                return
+            st = oh.start_task(start_id) or st
 
     @staticmethod
     def _free_sandbox(oh: OpenHands, start_task: dict[str, Any]) -> None:
