@@ -49,6 +49,11 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 # Real Redis for packages/aw-task's tests (the fixture starts its own on a free port, AOF on).
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+# OpenHands 1.11.0 gives every conversation the browser tool; its agent-server answers 500 to a
+# new conversation without Chromium on PATH (tests/real/test_openhands_app.py).
+if [[ " $stages " == *" real "* ]]; then
+  command -v chromium >/dev/null || need_apt+=(chromium)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     setup_or_die "system packages: ${need_apt[*]}" bash -c \
