@@ -242,15 +242,51 @@ def driver_matches(actual: str | None, expected: str) -> bool:
     return actual.strip().split(".")[0] == expected
 
 
+def gpu_list(report: NvidiaSmiReport) -> str:
+    """`0: NVIDIA GeForce RTX 4090 (24564 MiB), 1: ...` for messages."""
+    return ", ".join(
+        f"{gpu.index}: {gpu.name} ({gpu.memory_total_mib or '?'} MiB)" for gpu in report.gpus
+    )
+
+
+def select_gpus(report: NvidiaSmiReport, gpu_index: int | None) -> tuple[list[Gpu], str | None]:
+    """The GPUs the stack uses: all of them (gpu_index None) or the one with that index.
+
+    Returns (selected, problem); an index nvidia-smi does not list selects nothing and says
+    which indexes exist. The index is nvidia-smi's (`nvidia-smi -L`), which is also what
+    Docker's device_ids and CUDA_VISIBLE_DEVICES count by (both use the NVML/PCI bus order).
+    """
+    if gpu_index is None:
+        return list(report.gpus), None
+    chosen = [gpu for gpu in report.gpus if gpu.index == gpu_index]
+    if chosen:
+        return chosen, None
+    known = [str(gpu.index) for gpu in report.gpus]
+    return [], (
+        f"gpu_index (preflight_gpu_index) is {gpu_index}, but nvidia-smi lists no GPU {gpu_index}; "
+        f"this machine has {gpu_list(report) or 'no GPU'}. Fix: set preflight_gpu_index to "
+        f"{' or '.join(known) + ', or ' if known else ''}null (plan on every GPU)."
+    )
+
+
 def check_report(
     report: NvidiaSmiReport,
     min_memory_mib: int | None = None,
     min_count: int | None = None,
     expected_driver_version: str | None = None,
     max_temperature_c: float | None = None,
+    *,
+    gpu_index: int | None = None,
 ) -> list[str]:
-    """Return one readable message per failed check (empty list: all passed)."""
+    """Return one readable message per failed check (empty list: all passed).
+
+    Every GPU is checked, or with gpu_index only the chosen one (a small display card next
+    to the chosen one is not held to min_memory_mib); min_count counts every GPU.
+    """
     failures: list[str] = []
+    selected, problem = select_gpus(report, gpu_index)
+    if problem:
+        failures.append(problem)
     if min_count is not None and report.count < min_count:
         failures.append(
             f"found {report.count} GPU(s), need at least {min_count} (min_count). Check that "
@@ -264,7 +300,7 @@ def check_report(
             f"{expected_driver_version!r} (expected_driver_version). Install that branch or "
             "update the pin in the inventory."
         )
-    for gpu in report.gpus:
+    for gpu in selected:
         label = f"GPU {gpu.index} ({gpu.name})"
         if min_memory_mib is not None:
             if gpu.memory_total_mib is None:

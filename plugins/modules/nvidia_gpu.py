@@ -47,6 +47,14 @@ options:
         play can collect every problem first.
     type: bool
     default: true
+  gpu_index:
+    description:
+      - The one GPU the stack uses, by the index C(nvidia-smi -L) prints (also what Docker's
+        C(device_ids) counts by). Only that GPU is held to O(min_memory_mib) and
+        O(max_temperature_c) and returned in RV(selected_gpus); O(min_count) still counts every
+        GPU. An index that does not exist is a C(check_failed) problem that lists the GPUs.
+      - Omitted or null, every GPU is checked and selected.
+    type: int
 attributes:
   check_mode:
     support: full
@@ -113,6 +121,13 @@ count:
   returned: always
   type: int
   sample: 1
+selected_gpus:
+  description:
+    - The GPUs the plan uses, in the shape of RV(gpus): every GPU, or the one O(gpu_index)
+      chose (empty when that index does not exist).
+  returned: always
+  type: list
+  elements: dict
 problem:
   description:
     - Null when all is well, else one of C(nvidia_smi_missing), C(driver_not_loaded),
@@ -146,9 +161,11 @@ from ansible.module_utils.aw_nvidia_smi import (
     NvidiaSmiParseError,
     check_report,
     classify_failure,
+    gpu_list,
     missing_binary_message,
     nvidia_pci_gpus,
     parse_nvidia_smi_xml,
+    select_gpus,
 )
 from ansible.module_utils.basic import AnsibleModule
 
@@ -182,6 +199,7 @@ def main():
             "max_temperature_c": {"type": "float"},
             "sysfs_pci_path": {"type": "path", "default": "/sys/bus/pci/devices"},
             "fail_on_problem": {"type": "bool", "default": True},
+            "gpu_index": {"type": "int"},
         },
         supports_check_mode=True,
     )
@@ -192,6 +210,7 @@ def main():
         "driver_version": None,
         "cuda_version": None,
         "count": 0,
+        "selected_gpus": [],
         "problem": None,
         "problems": [],
         "pci_gpus": nvidia_pci_gpus(read_pci_devices(module.params["sysfs_pci_path"])),
@@ -223,6 +242,17 @@ def main():
         cuda_version=data["cuda_version"],
         count=data["count"],
     )
+    if p["gpu_index"] is not None and p["gpu_index"] < 0:
+        finish(
+            CHECK_FAILED,
+            [
+                f"gpu_index (preflight_gpu_index) is {p['gpu_index']}; an index counts from 0 as "
+                f"`nvidia-smi -L` lists the GPUs ({gpu_list(report) or 'none here'}). Fix: set "
+                "preflight_gpu_index to one of those indexes, or null (plan on every GPU)."
+            ],
+        )
+    selected, _problem = select_gpus(report, p["gpu_index"])
+    result["selected_gpus"] = [data["gpus"][report.gpus.index(gpu)] for gpu in selected]
     if report.count == 0 and not p["min_count"]:
         finish(NO_GPU, ["nvidia-smi ran but lists no GPU."])
     failures = check_report(
@@ -231,6 +261,7 @@ def main():
         min_count=p["min_count"],
         expected_driver_version=p["expected_driver_version"],
         max_temperature_c=p["max_temperature_c"],
+        gpu_index=p["gpu_index"],
     )
     finish(CHECK_FAILED if failures else None, failures)
 

@@ -300,6 +300,27 @@ ROWS = [
         ["preflight_tensor_parallel_size=4", "GPUs found (1)", "Fix:"],
     ),
     Row(
+        "gpu-index-not-present",
+        {"preflight_gpu_index": 3},
+        ["preflight_gpu_index) is 3", "0: NVIDIA GeForce RTX 4090 (24564 MiB)", "Fix:"],
+    ),
+    Row(
+        "gpu-index-negative",
+        {"preflight_gpu_index": -1},
+        ["preflight_gpu_index) is -1", "counts from 0", "Fix:"],
+    ),
+    Row(
+        "gpu-index-not-a-number",
+        {"preflight_gpu_index": "first"},
+        ["preflight_gpu_index", "first"],
+        stage="inventory",
+    ),
+    Row(
+        "openhands-no-sandboxes",
+        {"agent_stack_openhands_max_sandboxes": 0},
+        ["agent_stack_openhands_max_sandboxes is 0", "1 or more", "Fix:"],
+    ),
+    Row(
         "psu-too-small",
         {"preflight_psu_watts": 100},
         ["preflight_psu_watts=100", "from 200 to 3000", "Fix:"],

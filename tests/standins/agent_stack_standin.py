@@ -28,7 +28,7 @@ document, and each checks that it was wired the way roles/agent_stack wires the 
   422 for the legacy ``agent_settings`` key, a deep merge of ``agent_settings_diff``, the key
   masked (``api_key: null``, ``llm_api_key_set``) on GET, stored in
   ``$OH_PERSISTENCE_DIR/settings.json``. GET /_standin/wiring reports how many settings
-  writes it took and pings the Docker socket mounted at /var/run/docker.sock.
+  writes it took and pings the Docker API at DOCKER_HOST (the filtering proxy), as docker-py would.
 
 Standard library only (Python 3.11+), so it runs in an image built from the Debian base image.
 """
@@ -118,8 +118,16 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def docker_ping(path: str = "/var/run/docker.sock") -> tuple[int, str]:
+    """GET /_ping where docker-py's from_env() sends it: DOCKER_HOST if set, else the socket."""
+    host = os.environ.get("DOCKER_HOST", "")
     try:
-        conn = UnixHTTPConnection(path)
+        conn: http.client.HTTPConnection
+        if host.startswith("tcp://"):
+            conn = http.client.HTTPConnection(host[len("tcp://") :], timeout=10)
+        else:
+            conn = UnixHTTPConnection(
+                host[len("unix://") :] if host.startswith("unix://") else path
+            )
         conn.request("GET", "/_ping")
         resp = conn.getresponse()
         return resp.status, resp.read().decode()
@@ -272,7 +280,10 @@ def openhands_wiring() -> dict[str, Any]:
             for k in (
                 "AGENT_SERVER_IMAGE_REPOSITORY",
                 "AGENT_SERVER_IMAGE_TAG",
-                "SANDBOX_HOST_PORT",
+                "DOCKER_HOST",
+                "OH_SANDBOX_KIND",
+                "OH_SANDBOX_HOST_PORT",
+                "OH_SANDBOX_MAX_NUM_SANDBOXES",
                 "OH_PERSISTENCE_DIR",
             )
         },

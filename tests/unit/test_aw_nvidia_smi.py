@@ -1,5 +1,6 @@
 """nvidia-smi -q -x parsing over recorded captures (tests/fixtures/nvidia-smi/README.md)."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from ansible.module_utils.aw_nvidia_smi import (
     nvidia_pci_gpus,
     parse_nvidia_smi_xml,
     parse_quantity,
+    select_gpus,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -244,6 +246,42 @@ def test_checks_report_every_failure():
 def test_checks_pass_on_a_4090():
     report = load("rtx-4090-570-v12.handmade.xml")
     assert check_report(report, 22000, 1, "570", 85) == []
+
+
+def mixed_report():
+    """A GTX 1070 Ti (the capture reports 4096 MiB; a display card) at index 0 and the RTX 4090 at index 1."""
+    small = load("gtx-1070-ti-v10.xml").gpus[0]
+    big = dataclasses.replace(load("rtx-4090-570-v12.handmade.xml").gpus[0], index=1)
+    return dataclasses.replace(load("rtx-4090-570-v12.handmade.xml"), count=2, gpus=[small, big])
+
+
+def test_every_gpu_is_checked_without_an_index():
+    report = mixed_report()
+    selected, problem = select_gpus(report, None)
+    assert [g.index for g in selected] == [0, 1] and problem is None
+    failures = check_report(report, min_memory_mib=22000, min_count=1)
+    assert len(failures) == 1 and failures[0].startswith("GPU 0 (") and "4096 MiB" in failures[0]
+
+
+def test_an_index_chooses_one_gpu_and_only_it_is_held_to_the_floors():
+    report = mixed_report()
+    selected, problem = select_gpus(report, 1)
+    assert problem is None and [(g.index, g.memory_total_mib) for g in selected] == [(1, 24564)]
+    assert check_report(report, min_memory_mib=22000, min_count=2, gpu_index=1) == []
+    # The small card alone fails the floor; min_count still counts both cards.
+    assert len(check_report(report, min_memory_mib=22000, min_count=2, gpu_index=0)) == 1
+    assert "found 2 GPU" in " ".join(check_report(report, min_count=3, gpu_index=1))
+
+
+@pytest.mark.parametrize("index", [2, 7])
+def test_an_index_that_does_not_exist_lists_the_gpus(index):
+    report = mixed_report()
+    selected, problem = select_gpus(report, index)
+    assert selected == []
+    assert f"preflight_gpu_index) is {index}" in problem
+    assert "0: GeForce GTX 1070 Ti (4096 MiB), 1: NVIDIA GeForce RTX 4090 (24564 MiB)" in problem
+    assert "set preflight_gpu_index to 0 or 1, or null" in problem
+    assert problem in check_report(report, min_memory_mib=22000, gpu_index=index)
 
 
 @pytest.mark.parametrize(

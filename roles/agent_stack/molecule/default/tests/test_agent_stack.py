@@ -46,7 +46,7 @@ def config(host) -> dict:
 @pytest.fixture(scope="module")
 def containers(host) -> list[dict]:
     ids = sh(host, f"{DOCKER} ps -aq --filter label=com.docker.compose.project=agent-stack").split()
-    assert len(ids) == 8, ids
+    assert len(ids) == 9, ids  # eight services and the Docker API filter
     return json.loads(sh(host, f"{DOCKER} inspect {' '.join(ids)}"))
 
 
@@ -95,7 +95,7 @@ def test_containers_pinned_policies(containers):
         }, name
         assert c["Config"]["Healthcheck"]["Test"], name
         assert c["State"]["Health"]["Status"] == "healthy", name
-        stateless = ("openhands", "rerank-adapter")
+        stateless = ("openhands", "rerank-adapter", "docker-socket-proxy")
         # Every service keeps its state in a named volume, except the stateless ones.
         assert any(m["Type"] == "volume" for m in c["Mounts"]) or any(
             s in name for s in stateless
@@ -261,7 +261,11 @@ def test_openhands_settings_written_through_the_api(host):
     assert wiring["environment"] == {
         "AGENT_SERVER_IMAGE_REPOSITORY": "ghcr.io/openhands/agent-server",
         "AGENT_SERVER_IMAGE_TAG": "1.34.0-python",
-        "SANDBOX_HOST_PORT": "3000",
+        "DOCKER_HOST": "tcp://docker-socket-proxy:2375",
+        "OH_SANDBOX_KIND": "DockerSandboxServiceInjector",
+        "OH_SANDBOX_HOST_PORT": "3000",
+        # agent_stack_openhands_max_sandboxes (3 in this scenario, default 2).
+        "OH_SANDBOX_MAX_NUM_SANDBOXES": "3",
         "OH_PERSISTENCE_DIR": "/.openhands",
     }
     assert sh(host, "curl -sf http://127.0.0.1:3000/alive").strip() == '{"status": "ok"}'
@@ -271,6 +275,103 @@ def test_openhands_key_stored_by_openhands_not_in_the_role(host, secrets):
     cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=openhands").strip()
     stored = json.loads(sh(host, f"{DOCKER} exec {cid} cat /.openhands/settings.json"))
     assert stored["agent_settings"]["llm"]["api_key"] == secrets["vllm_api_key"]
+
+
+# Docker API requests sent from inside the OpenHands container, where OpenHands sends them, to
+# the filter (the role's docker-socket-proxy.cfg run by Debian's haproxy). Paths carry the API
+# version prefix docker-py adds. http.client does not normalise the path (".." stays as sent).
+_PROXY_PROBE = r"""
+import http.client, json, sys
+out = []
+for method, path in json.loads(sys.argv[1]):
+    c = http.client.HTTPConnection("docker-socket-proxy", 2375, timeout=20)
+    c.request(method, path, body=b"" if method == "POST" else None)
+    r = c.getresponse()
+    r.read()
+    out.append(r.status)
+print(json.dumps(out))
+"""
+
+
+def proxy_statuses(host, calls):
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=openhands").strip()
+    probe = shlex.quote(_PROXY_PROBE)
+    arg = shlex.quote(json.dumps(calls))
+    return dict(
+        zip(
+            [f"{m} {p}" for m, p in calls],
+            json.loads(sh(host, f"{DOCKER} exec {cid} python3 -c {probe} {arg}")),
+            strict=True,
+        )
+    )
+
+
+def test_docker_api_filter_allows_what_openhands_calls(host):
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=openhands").strip()
+    got = proxy_statuses(
+        host,
+        [
+            ["GET", "/version"],
+            ["GET", "/v1.41/_ping"],
+            ["GET", "/v1.41/containers/json?all=1"],
+            ["GET", f"/v1.41/containers/{cid}/json"],
+            ["GET", "/v1.41/images/ghcr.io%2Fopenhands%2Fagent-server:1.34.0-python/json"],
+        ],
+    )
+    assert got == dict.fromkeys(got, 200), got
+
+
+def test_docker_api_filter_denies_the_rest(host):
+    cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=openhands").strip()
+    got = proxy_statuses(
+        host,
+        [
+            ["GET", "/v1.41/secrets"],
+            ["GET", "/swarm"],
+            ["GET", "/v1.41/plugins"],
+            ["POST", "/v1.41/build"],
+            ["GET", "/v1.41/info"],
+            ["GET", "/v1.41/events"],
+            ["GET", "/v1.41/networks"],
+            ["POST", "/v1.41/volumes/create"],
+            ["POST", f"/v1.41/containers/{cid}/exec"],
+            ["GET", f"/v1.41/containers/{cid}/archive?path=/"],
+            ["POST", "/v1.41/images/create?fromSrc=-"],
+            ["DELETE", "/v1.41/images/nothing-here:1"],  # 404 from the engine if let through
+            ["GET", "/v1.41/containers/../secrets"],
+            ["GET", "/v1.41/containers/%2e%2e/json"],
+        ],
+    )
+    assert got == dict.fromkeys(got, 403), got
+
+
+def test_openhands_has_no_docker_socket(host):
+    """OpenHands reaches Docker only through the filter; only the proxy mounts the socket."""
+    ids = {
+        svc: sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service={svc}").strip()
+        for svc in ("openhands", "docker-socket-proxy")
+    }
+    oh = json.loads(sh(host, f"{DOCKER} inspect {ids['openhands']}"))[0]
+    proxy = json.loads(sh(host, f"{DOCKER} inspect {ids['docker-socket-proxy']}"))[0]
+    assert not [
+        m for m in oh["Mounts"] if "docker.sock" in (m.get("Source", "") + m["Destination"])
+    ], oh["Mounts"]
+    assert [m["Source"] for m in proxy["Mounts"] if m["Destination"] == "/var/run/docker.sock"] == [
+        "/var/run/docker.sock"
+    ]
+    assert (
+        sh(
+            host,
+            f"{DOCKER} exec {ids['openhands']} "
+            "sh -c 'ls /var/run/docker.sock /run/docker.sock 2>&1 || true'",
+        ).count("No such file")
+        == 2
+    )
+    # The proxy publishes no port and sits only on the internal docker_api network.
+    assert proxy["HostConfig"]["PortBindings"] in ({}, None)
+    assert sorted(proxy["NetworkSettings"]["Networks"]) == ["agent-stack_docker_api"]
+    net = json.loads(sh(host, f"{DOCKER} network inspect agent-stack_docker_api"))[0]
+    assert net["Internal"] is True
 
 
 def test_sandbox_image_tagged_with_the_plain_name(host):
