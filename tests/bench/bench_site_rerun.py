@@ -99,8 +99,9 @@ RECAP = re.compile(
     r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)",
     re.M,
 )
-# profile_tasks: "Role : task name ------------- 12.34s" (one line per task, slowest first).
-PROFILE = re.compile(r"^(?P<task>.+?)\s-{3,}\s(?P<seconds>\d+\.\d+)s$", re.M)
+# profile_tasks: "role : task name ---------- 12.34s" (the 15 slowest, slowest first; a long
+# name gets a single dash).
+PROFILE = re.compile(r"^(?P<task>\S.*?)\s-+\s(?P<seconds>\d+\.\d+)s\s*$", re.M)
 
 
 def sh(argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
