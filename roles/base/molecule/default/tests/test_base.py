@@ -29,10 +29,10 @@ def test_service_user(host):
 @pytest.mark.parametrize(
     ("path", "mode"),
     [
-        (DATA_DIR, 0o750),
-        (f"{DATA_DIR}/compose", 0o750),
-        (f"{DATA_DIR}/backups", 0o750),
-        (f"{DATA_DIR}/state", 0o750),
+        (DATA_DIR, 0o755),
+        (f"{DATA_DIR}/compose", 0o755),
+        (f"{DATA_DIR}/backups", 0o700),
+        (f"{DATA_DIR}/state", 0o700),
         (f"{DATA_DIR}/secrets", 0o700),
     ],
 )
