@@ -249,7 +249,7 @@ def test_checks_pass_on_a_4090():
 
 
 def mixed_report():
-    """A GTX 1070 Ti (the capture reports 4096 MiB; a display card) at index 0 and the RTX 4090 at index 1."""
+    """A GTX 1070 Ti (the capture says 4096 MiB; a display card) at index 0, the RTX 4090 at 1."""
     small = load("gtx-1070-ti-v10.xml").gpus[0]
     big = dataclasses.replace(load("rtx-4090-570-v12.handmade.xml").gpus[0], index=1)
     return dataclasses.replace(load("rtx-4090-570-v12.handmade.xml"), count=2, gpus=[small, big])
