@@ -18,6 +18,8 @@ PLAY = """
 - hosts: localhost
   gather_facts: false
   vars_files:
+    # The workstation contract every role depends on (roles/workstation), then the role's own.
+    - {contract}/defaults/main.yml
     - {role}/defaults/main.yml
     - {role}/vars/main.yml
   vars:
@@ -38,7 +40,7 @@ def render(tmp: Path, extra: dict[str, object]) -> list[dict[str, str]]:
         pytest.fail("ansible-playbook is not in this venv. Fix: ./scripts/bootstrap.sh test")
     out = tmp / "backup.json"
     play = tmp / "play.yml"
-    play.write_text(PLAY.format(role=ROLE, out=out))
+    play.write_text(PLAY.format(contract=REPO / "roles" / "workstation", role=ROLE, out=out))
     (tmp / "extra.json").write_text(json.dumps(extra))
     done = subprocess.run(
         [

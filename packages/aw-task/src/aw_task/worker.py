@@ -389,6 +389,12 @@ class Worker:
         events = oh.events(conv_id)
         result = Result("running", final_message=final_message(events), conversation_id=conv_id)
         if execution in ERROR_EXECUTION:
+            # The sandbox posts its events to the app by webhook; the error event can land a
+            # moment after the status (seen against the real 1.11.0 app): read again briefly.
+            for _ in range(3):
+                if error_detail(events) is not None or self.stop.wait(cfg.poll_interval_s):
+                    break
+                events = oh.events(conv_id)
             detail = error_detail(events) or f"execution_status {execution}"
             result.reason = detail
             return Outcome.ERROR, detail, result
