@@ -176,7 +176,8 @@ def test_the_contract_defines_the_shared_facts():
 
 
 def test_the_contract_has_no_tasks():
-    # A defaults-only role: as a dependency of every role it must not add work to each run.
+    # A defaults-only role: as a dependency of every role it must not add work to each run (its
+    # tasks/facts.yml runs only where a role or playbook includes it).
     assert not (CONTRACT_ROLE / "tasks" / "main.yml").exists()
 
 
@@ -279,6 +280,52 @@ def test_the_scanner_finds_a_planted_literal(text, suffix, variable):
 )
 def test_the_scanner_leaves_what_is_not_a_shared_fact(text, suffix):
     assert find_literals(text, suffix, _ports()) == []
+
+
+# The service user's runtime directory and its rootless engine's socket are looked up and
+# derived in ONE task file (the first landing derived DOCKER_HOST in nine places, which drifted):
+# roles and playbooks include roles/workstation/tasks/facts.yml and read workstation_user_facts.
+FACTS_FILE = CONTRACT_ROLE / "tasks" / "facts.yml"
+_RUNTIME_DIR = re.compile(r"/run/user/")
+
+
+def find_derivations(text: str, suffix: str) -> list[int]:
+    """Line numbers that write the runtime directory (/run/user/...) out, comments left aside."""
+    clean = strip_comments(text, suffix)
+    return [clean.count("\n", 0, m.start()) + 1 for m in _RUNTIME_DIR.finditer(clean)]
+
+
+def test_the_facts_file_derives_the_docker_endpoint():
+    text = FACTS_FILE.read_text(encoding="utf-8")
+    assert find_derivations(text, ".yml"), "roles/workstation/tasks/facts.yml derives nothing"
+    assert "workstation_user_facts" in text and "docker_host" in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    # Argument specs describe the derived default in words; they are documentation.
+    [p for p in SCANNED if p != FACTS_FILE and p.name != "argument_specs.yml"],
+    ids=lambda p: p.relative_to(ROOT).as_posix(),
+)
+def test_no_second_derivation_of_the_docker_endpoint(path):
+    lines = find_derivations(path.read_text(encoding="utf-8"), path.suffix)
+    assert not lines, (
+        f"{path.relative_to(ROOT)}:{lines}: the runtime directory or the Docker socket derived"
+        " again; include roles/workstation/tasks/facts.yml and read workstation_user_facts"
+        " (runtime_dir, docker_host)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('DOCKER_HOST: "unix:///run/user/{{ uid }}/docker.sock"\n', [1]),
+        ('x: 1\nXDG_RUNTIME_DIR: "/run/user/{{ uid }}"\n', [2]),
+        ("# unix:///run/user/<uid>/docker.sock\n", []),
+    ],
+)
+def test_the_derivation_scanner(text, found):
+    assert find_derivations(text, ".yml") == found
 
 
 def _role_defaults() -> dict[str, object]:

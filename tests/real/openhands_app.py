@@ -5,7 +5,7 @@
 Production runs the same app with the Docker sandbox service (roles/agent_stack compose.yml:
 the app image 1.11.0 starting ghcr.io/openhands/agent-server:1.34.0-python sandboxes). Here
 there is no image registry, so each sandbox is the same agent-server 1.34.0 started as a local
-process by the app's own ProcessSandboxService (RUNTIME=process, app_server/config.py). Two
+process by the app's own ProcessSandboxService (RUNTIME=process, app_server/config.py). Five
 adaptations, each because of the machine the tests run on or a flaw of the process service
 alone, each the only change:
 
@@ -53,6 +53,7 @@ def _not_in_docker() -> bool:
 environment.is_running_in_docker = _not_in_docker  # type: ignore[assignment]
 
 from openhands.app_server.sandbox import process_sandbox_service as pss  # noqa: E402
+from openhands.app_server.sandbox.sandbox_service import WEBHOOK_CALLBACK_VARIABLE  # noqa: E402
 from openhands.app_server.utils import docker_utils  # noqa: E402
 
 docker_utils.is_running_in_docker = _not_in_docker  # type: ignore[assignment]
@@ -128,6 +129,28 @@ async def _checked_info(
 
 pss.ProcessSandboxService._get_process_status = _process_status  # type: ignore[method-assign]
 pss.ProcessSandboxService._process_to_sandbox_info = _checked_info  # type: ignore[method-assign]
+
+# Adaptation 5: the event webhook. The Docker sandbox service gives every sandbox
+# OH_WEBHOOKS_0_BASE_URL=http://host.docker.internal:<app port>/api/v1/webhooks
+# (docker_sandbox_service.py, WEBHOOK_CALLBACK_VARIABLE from sandbox_service.py); the process
+# service sets no webhook at all, so no event of a conversation ever reached the app
+# (app_server/event_callback/webhook_router.py `on_event` saves them) and its events/search
+# answered nothing: the queue's error reason and final message came back empty (the last run).
+# Here each process sandbox gets the same variable, pointing at this app on loopback.
+_start_agent = pss.ProcessSandboxService._start_agent_process
+
+
+async def _start_with_webhook(self, **kwargs):  # type: ignore[no-untyped-def]
+    # start_sandbox passes sandbox_id, port, working_dir, session_api_key, sandbox_spec by name.
+    spec = kwargs.pop("sandbox_spec")
+    hook = f"http://127.0.0.1:{sys.argv[1]}/api/v1/webhooks"
+    env = {**spec.initial_env, WEBHOOK_CALLBACK_VARIABLE: hook}
+    return await _start_agent(
+        self, sandbox_spec=spec.model_copy(update={"initial_env": env}), **kwargs
+    )
+
+
+pss.ProcessSandboxService._start_agent_process = _start_with_webhook  # type: ignore[method-assign]
 
 import uvicorn  # noqa: E402
 

@@ -97,6 +97,10 @@ for t in vllm qdrant tei openwebui openhands redis; do
   docker build -q -f /var/tmp/aw-ctx/standins/agent-stack.Dockerfile --build-arg BASE=agent-workstation/standin-base:test \
     --target "$t" -t "agent-workstation/standin-$t:test" /var/tmp/aw-ctx >/dev/null
 done
+# The Docker API filter: Debian's haproxy running the role's own config (as roles/agent_stack's
+# scenario builds it, tests/images/socket-proxy).
+docker build -q --build-arg BASE=agent-workstation/standin-base:test \
+  -t agent-workstation/standin-socket-proxy:test tests/images/socket-proxy >/dev/null
 
 log "STAND-IN DCGM exporter on 127.0.0.1:9400 (a recorded real output)"
 mkdir -p /opt/aw-dcgm-standin

@@ -1,0 +1,84 @@
+"""roles/workstation/tasks/facts.yml, the one place the service user is looked up and its Docker
+endpoint derived, run by real Ansible on this machine (issue 10).
+
+The users are real passwd entries of this machine: root (uid 0) and a name that does not exist
+(the check stage of a first run, before roles/base has created the service user). The endpoint
+precedence: a caller's own setting, then workstation_docker_host, then the rootless socket.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import BIN, ROOT, ansible_env
+
+
+def facts(user: str, check: bool = False, **extra: str) -> dict:
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "roles": ["workstation"],
+            "tasks": [
+                {
+                    "ansible.builtin.include_role": {"name": "workstation", "tasks_from": "facts"},
+                    "vars": {"workstation_facts_user": user},
+                },
+                {"ansible.builtin.debug": {"var": "workstation_user_facts"}},
+            ],
+        }
+    ]
+    playbook = ROOT / ".cache" / "test-workstation-facts.yml"
+    playbook.parent.mkdir(exist_ok=True)
+    playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
+    cmd = [shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"]
+    cmd += ["-i", "localhost,", "-c", "local", str(playbook)]
+    cmd += ["--check"] if check else []
+    for name, value in extra.items():
+        cmd += ["-e", json.dumps({name: value})]
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=ansible_env(
+            ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable
+        ),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    return tasks[-1]["hosts"]["localhost"]["workstation_user_facts"]
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+def test_an_existing_user_gets_its_runtime_dir_and_rootless_socket(check):
+    got = facts("root", check=check)
+    assert got["exists"] is True
+    assert (got["uid"], got["gid"], got["home"]) == ("0", "0", "/root")
+    assert got["runtime_dir"] == "/run/user/0"
+    assert got["rootless_docker_host"] == got["docker_host"] == "unix:///run/user/0/docker.sock"
+
+
+def test_a_missing_user_gives_empty_values_not_a_failure():
+    got = facts("aw-no-such-user", check=True)
+    assert got["exists"] is False
+    assert got["uid"] == got["runtime_dir"] == got["docker_host"] == ""
+
+
+def test_the_endpoint_precedence():
+    contract = facts("root", workstation_docker_host="unix:///var/run/docker.sock")
+    assert contract["docker_host"] == "unix:///var/run/docker.sock"
+    assert contract["rootless_docker_host"] == "unix:///run/user/0/docker.sock"
+    own = facts(
+        "root",
+        workstation_docker_host="unix:///var/run/docker.sock",
+        workstation_facts_docker_host="tcp://127.0.0.1:2375",
+    )
+    assert own["docker_host"] == "tcp://127.0.0.1:2375"
