@@ -92,6 +92,9 @@ def config(redis_server: str, tmp_path: Path, request: pytest.FixtureRequest) ->
         results_dir=str(tmp_path / "results"),
         visibility_timeout_s=3.0,
         poll_interval_s=0.05,
+        # Production's 40 s would only slow a test whose events never come; the late-events
+        # tests set their own.
+        event_grace_s=2.0,
         error_backoff_s=0.1,
         transient_backoff_s=0.1,
         metrics_listen="",

@@ -14,6 +14,9 @@ so tests can assert from OpenHands' side. The agent is scripted by directives in
   STANDIN:503-once        the first poll of the conversation answers 503
   STANDIN:slowstart=S     the start task stays WORKING (no conversation yet) for S seconds, as
                           the real app's does while the sandbox starts
+  STANDIN:late-events=S   the conversation's events reach events/search only S seconds after it
+                          ended, as with the real app, whose sandboxes post events by webhook in
+                          batches (agent-server 1.34.0 WebhookSpec: 5 events or flush_delay 30 s)
 The tests that run the real app server are in tests/test_real_openhands.py.
 """
 
@@ -49,6 +52,11 @@ class Conversation:
             "STANDIN:error-first" in prompt and title.endswith("#1")
         )
         self.written = False
+        m = re.search(r"STANDIN:late-events=([0-9.]+)", prompt)
+        self.events_delay_s = float(m.group(1)) if m else 0.0
+
+    def events_visible(self) -> bool:
+        return time.monotonic() >= self.created + self.run_s + self.events_delay_s
 
     def execution_status(self) -> str:
         if time.monotonic() - self.created < self.run_s:
@@ -254,7 +262,9 @@ class StandIn:
     def events_json(self, conv_id: str) -> dict[str, Any]:
         conv = self.conversations[conv_id]
         items: list[dict[str, Any]] = []
-        if conv.error:
+        if not conv.events_visible():
+            pass
+        elif conv.error:
             items.append(
                 {
                     "kind": "ConversationErrorEvent",

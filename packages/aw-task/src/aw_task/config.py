@@ -43,6 +43,11 @@ class Config:
     # A task whose worker stops renewing its lease for this long is picked up by another.
     visibility_timeout_s: float = 60.0
     poll_interval_s: float = 5.0
+    # How long, after a conversation ends, the worker waits for its error (or final message)
+    # event to reach the app: the sandbox's agent-server posts events to the app by webhook in
+    # batches, 5 events or after flush_delay (30 s by default in agent-server 1.34.0,
+    # agent_server/config.py WebhookSpec), so the status can be final before the events are in.
+    event_grace_s: float = 40.0
     # Backoff before the one retry of an OpenHands error / a transient HTTP failure.
     error_backoff_s: float = 30.0
     transient_backoff_s: float = 5.0

@@ -386,15 +386,18 @@ class Worker:
             if execution in DONE_EXECUTION:
                 break
             self.stop.wait(cfg.poll_interval_s)
+        # The sandbox posts its events to the app by webhook in batches, so the status can be
+        # final before the error event or the final message is in (seen against the real 1.11.0
+        # app, about 10 s late): read again until it is, for at most event_grace_s.
+        wanted = error_detail if execution in ERROR_EXECUTION else final_message
         events = oh.events(conv_id)
+        grace_ends = time.monotonic() + cfg.event_grace_s
+        while wanted(events) is None and time.monotonic() < grace_ends:
+            if self.stop.wait(cfg.poll_interval_s):
+                break
+            events = oh.events(conv_id)
         result = Result("running", final_message=final_message(events), conversation_id=conv_id)
         if execution in ERROR_EXECUTION:
-            # The sandbox posts its events to the app by webhook; the error event can land a
-            # moment after the status (seen against the real 1.11.0 app): read again briefly.
-            for _ in range(3):
-                if error_detail(events) is not None or self.stop.wait(cfg.poll_interval_s):
-                    break
-                events = oh.events(conv_id)
             detail = error_detail(events) or f"execution_status {execution}"
             result.reason = detail
             return Outcome.ERROR, detail, result
