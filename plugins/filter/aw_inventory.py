@@ -9,6 +9,7 @@ a removed one (with its replacement), or a value of the wrong type or outside it
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,83 @@ def inventory_problems(
     return problems
 
 
+_LLM_URL = re.compile(
+    r"^https?://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?/?$"
+)
+
+
+def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
+    """The LLM tier (issue 17): what is not built yet, and external's URL.
+
+    Reads workstation_llm_source, workstation_llm_engine and workstation_llm_base_url. The
+    argument spec has no `choices` for the two: the workstation role's own argument validation
+    runs before the inventory check and would stop it without its report.
+    """
+    source = values.get("workstation_llm_source", "local")
+    engine = values.get("workstation_llm_engine", "vllm")
+    url = values.get("workstation_llm_base_url", "")
+    problems: list[str] = []
+    if source not in ("local", "external", "fleet"):
+        problems.append(
+            f'workstation_llm_source="{source}" is not a source this project knows. Fix: write '
+            "local (this machine's GPU, the default) or external (a server you run; set "
+            "workstation_llm_base_url)."
+        )
+    if engine not in ("vllm", "sglang"):
+        problems.append(
+            f'workstation_llm_engine="{engine}" is not an engine this project knows. Fix: write '
+            "vllm (the only one built)."
+        )
+    if source == "fleet":
+        problems.append(
+            'workstation_llm_source="fleet" is not built yet (issue 17: a router such as vLLM '
+            "production-stack's in front of several servers). Fix: use local (this machine's "
+            "GPU) or external (set workstation_llm_base_url to a server you run)."
+        )
+    if engine == "sglang":
+        problems.append(
+            'workstation_llm_engine="sglang" is not built yet (issue 17). Fix: use vllm (the '
+            "default), or run SGLang yourself and point workstation_llm_source=external at it."
+        )
+    if source != "external":
+        return problems
+    text = url if isinstance(url, str) else ""
+    if not text.strip():
+        problems.append(
+            'workstation_llm_base_url="" is not set, and workstation_llm_source="external" '
+            "needs it. Fix: set it to the server's http(s)://host[:port], without /v1."
+        )
+        return problems
+    stripped = text.rstrip("/")
+    if stripped.endswith("/v1"):
+        problems.append(
+            f'workstation_llm_base_url="{text}" ends in /v1; the roles add /v1 themselves. '
+            f"Fix: write {stripped[: -len('/v1')]}."
+        )
+        return problems
+    match = _LLM_URL.match(text)
+    if not match or (match.group("port") and not 0 < int(match.group("port")) < 65536):
+        problems.append(
+            f'workstation_llm_base_url="{text}" is not an http(s)://host[:port] URL. Fix: write '
+            "for example http://llm.lan:8000 (scheme, host, optional port, no path)."
+        )
+        return problems
+    host = match.group("host").lower()
+    if host == "localhost" or host.startswith("127.") or host in ("[::1]", "0.0.0.0"):
+        problems.append(
+            f'workstation_llm_base_url="{text}" is a loopback address: inside the stack\'s '
+            "containers that is the container itself. Fix: use the server's LAN or tailnet "
+            "name or address."
+        )
+    return problems
+
+
+def _llm_filter(values):
+    if not isinstance(values, Mapping):
+        raise AnsibleFilterError("aw_llm_endpoint_problems expects the variables as a mapping")
+    return llm_endpoint_problems({key: _plain(value) for key, value in values.items()})
+
+
 def _problems_filter(variables, specs, removed=None, prefixes=()):
     if not isinstance(variables, Mapping):
         raise AnsibleFilterError("aw_inventory_problems expects the host's variables as a mapping")
@@ -218,5 +296,6 @@ class FilterModule:
         return {
             "aw_inventory_problems": _problems_filter,
             "aw_merge_specs": _merge_filter,
+            "aw_llm_endpoint_problems": _llm_filter,
             "aw_role_specs": role_specs,
         }

@@ -612,6 +612,51 @@ ROWS = [
         },
         ["observability_alerts entry X is invalid", "five minutes", "a duration such as 5m"],
     ),
+    # --- the LLM tier (workstation_llm_source, issue 17): what is not built, external's URL
+    Row(
+        "llm-source-unknown",
+        {"workstation_llm_source": "cloud"},
+        ['workstation_llm_source="cloud"', "not a source", "Fix: write local"],
+        "inventory",
+    ),
+    Row(
+        "llm-source-fleet-not-built",
+        {"workstation_llm_source": "fleet"},
+        ['workstation_llm_source="fleet"', "not built yet (issue 17", "Fix: use local"],
+        "inventory",
+    ),
+    Row(
+        "llm-engine-sglang-not-built",
+        {"workstation_llm_engine": "sglang"},
+        ['workstation_llm_engine="sglang"', "not built yet (issue 17)", "Fix: use vllm"],
+        "inventory",
+    ),
+    Row(
+        "llm-external-without-url",
+        {"workstation_llm_source": "external"},
+        ['workstation_llm_base_url=""', "not set", "Fix: set it"],
+        "inventory",
+        depends=["workstation_llm_base_url"],
+    ),
+    Row(
+        "llm-external-url-malformed",
+        {"workstation_llm_source": "external", "workstation_llm_base_url": "llm.lan:8000"},
+        ['workstation_llm_base_url="llm.lan:8000"', "not an http(s)://host[:port] URL", "Fix:"],
+        "inventory",
+    ),
+    Row(
+        "llm-external-url-with-v1",
+        {
+            "workstation_llm_source": "external",
+            "workstation_llm_base_url": "http://llm.lan:8000/v1",
+        },
+        [
+            'workstation_llm_base_url="http://llm.lan:8000/v1"',
+            "ends in /v1",
+            "http://llm.lan:8000.",
+        ],
+        "inventory",
+    ),
 ]
 
 
@@ -722,6 +767,38 @@ def test_the_baseline_passes_the_check_stage(tmp_path):
     run = _run(tmp_path, str(playbook), {})
     assert run.returncode == 0, run.stdout[-4000:]
     assert "CHECK: all checks passed." in run.stdout
+    assert _recap(run.stdout)["changed"] == 0
+
+
+def test_external_passes_the_check_stage_without_a_gpu(tmp_path):
+    # workstation_llm_source external on a machine with no nvidia-smi at all: the preflight's
+    # GPU, PSU, VRAM and CUDA problems refuse nothing, the inventory check accepts the URL.
+    playbook = tmp_path / "up-to-check.yml"
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "validate.yml")},
+                {
+                    "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "preflight.yml"),
+                    "vars": {"_aw_check_stage_follows": True},
+                },
+                {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
+            ]
+        )
+    )
+    run = _run(
+        tmp_path,
+        str(playbook),
+        {
+            "workstation_llm_source": "external",
+            "workstation_llm_base_url": "http://llm.example.lan:8000",
+            "preflight_nvidia_smi": str(tmp_path / "no-nvidia-smi"),
+            "preflight_sysfs_pci_path": str(tmp_path / "no-pci"),
+        },
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "CHECK: all checks passed." in run.stdout
+    assert "none readable" in run.stdout  # the preflight did find no GPU
     assert _recap(run.stdout)["changed"] == 0
 
 
