@@ -85,17 +85,18 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A started process; `url` is http://127.0.0.1:PORT."""
+    """A started process; `url` is http://HOST:PORT (HOST 127.0.0.1 unless started elsewhere)."""
 
     name: str
     process: subprocess.Popen[bytes]
     port: int
     log: Path
     argv: list[str] = field(default_factory=list)
+    host: str = LOOPBACK
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def log_tail(self, lines: int = 60) -> str:
         try:
@@ -163,8 +164,9 @@ def start_process(
     timeout: float = 300.0,
     cwd: Path | None = None,
     log_dir: Path | None = None,
+    host: str = LOOPBACK,
 ) -> Server:
-    """Start ARGV (its own session, output to a log), wait for HEALTH on PORT."""
+    """Start ARGV (its own session, output to a log), wait for HEALTH on HOST:PORT."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix=f"aw-real-{name}-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
@@ -179,7 +181,7 @@ def start_process(
             cwd=str(cwd) if cwd else None,
             start_new_session=True,
         )
-    server = Server(name=name, process=proc, port=port, log=log, argv=list(argv))
+    server = Server(name=name, process=proc, port=port, log=log, argv=list(argv), host=host)
     if health is not None:
         try:
             wait_http(server, health, timeout)
@@ -197,8 +199,9 @@ def start_vllm(
     env: Mapping[str, str] | None = None,
     timeout: float = 300.0,
     log_dir: Path | None = None,
+    host: str = LOOPBACK,
 ) -> Server:
-    """Start the vLLM CPU build: `ENTRYPOINT ARGS --host=127.0.0.1 --port=FREE`.
+    """Start the vLLM CPU build: `ENTRYPOINT ARGS --host=HOST --port=FREE` (HOST 127.0.0.1).
 
     ARGS is what follows `vllm` (e.g. ["serve", MODEL, ...]). The loopback host and a free port
     are appended last, so they win over any --host/--port in ARGS (vLLM's argparse keeps the last
@@ -213,9 +216,16 @@ def start_vllm(
         run_env["VLLM_API_KEY"] = api_key
     run_env.update(env or {})
     head = list(entrypoint) if entrypoint is not None else [str(v / "bin" / "vllm")]
-    argv = [*head, *args, f"--host={LOOPBACK}", f"--port={port}"]
+    argv = [*head, *args, f"--host={host}", f"--port={port}"]
     return start_process(
-        "vllm", argv, port=port, env=run_env, timeout=timeout, log_dir=log_dir, health="/health"
+        "vllm",
+        argv,
+        port=port,
+        env=run_env,
+        timeout=timeout,
+        log_dir=log_dir,
+        health="/health",
+        host=host,
     )
 
 
