@@ -749,8 +749,9 @@ def test_the_table_is_big_enough_and_every_row_is_alone_with_its_variables():
         assert len(keys) == len(set(keys))
 
 
-def test_the_baseline_passes_the_check_stage(tmp_path):
-    # Only the three stages before the host (the full site would go on to change this machine).
+def _up_to_check(tmp_path):
+    """A playbook of the three stages before the host (the full site would go on to change
+    this machine)."""
     playbook = tmp_path / "up-to-check.yml"
     playbook.write_text(
         yaml.safe_dump(
@@ -764,7 +765,11 @@ def test_the_baseline_passes_the_check_stage(tmp_path):
             ]
         )
     )
-    run = _run(tmp_path, str(playbook), {})
+    return str(playbook)
+
+
+def test_the_baseline_passes_the_check_stage(tmp_path):
+    run = _run(tmp_path, _up_to_check(tmp_path), {})
     assert run.returncode == 0, run.stdout[-4000:]
     assert "CHECK: all checks passed." in run.stdout
     assert _recap(run.stdout)["changed"] == 0
@@ -773,22 +778,9 @@ def test_the_baseline_passes_the_check_stage(tmp_path):
 def test_external_passes_the_check_stage_without_a_gpu(tmp_path):
     # workstation_llm_source external on a machine with no nvidia-smi at all: the preflight's
     # GPU, PSU, VRAM and CUDA problems refuse nothing, the inventory check accepts the URL.
-    playbook = tmp_path / "up-to-check.yml"
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "validate.yml")},
-                {
-                    "ansible.builtin.import_playbook": str(ROOT / "playbooks" / "preflight.yml"),
-                    "vars": {"_aw_check_stage_follows": True},
-                },
-                {"ansible.builtin.import_playbook": str(ROOT / "playbooks" / "check.yml")},
-            ]
-        )
-    )
     run = _run(
         tmp_path,
-        str(playbook),
+        _up_to_check(tmp_path),
         {
             "workstation_llm_source": "external",
             "workstation_llm_base_url": "http://llm.example.lan:8000",

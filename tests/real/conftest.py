@@ -192,22 +192,29 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
     }
 
 
-@pytest.fixture(scope="session")
-def vllm_server(vllm_launch: dict, work: Path) -> Iterator[harness.Server]:
+def start_rendered_vllm(
+    vllm_launch: dict, log_dir: Path, host: str = harness.LOOPBACK
+) -> harness.Server:
+    """vLLM as `vllm_launch` renders it, listening on HOST (loopback unless a test needs more)."""
     env = {**vllm_launch["env"], "HF_HOME": str(vllm_launch["hf_home"])}
     # No api_key=: the shim itself reads the key file and exports VLLM_API_KEY.
     env.pop("VLLM_API_KEY", None)
     os.environ.pop("VLLM_API_KEY", None)
-    server = harness.start_vllm(
+    return harness.start_vllm(
         vllm_launch["command"],
         entrypoint=vllm_launch["entrypoint"],
         env=env,
         # ~20 s on an idle 2-core machine (real-software.md); seen over 600 s (torch.compile
         # warm-up) with six other sessions loading the same 2 cores. A dead process fails at once.
         timeout=1500,
-        log_dir=work / "logs",
+        log_dir=log_dir,
+        host=host,
     )
-    with server:
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_launch: dict, work: Path) -> Iterator[harness.Server]:
+    with start_rendered_vllm(vllm_launch, work / "logs") as server:
         yield server
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 import harness
 import pytest
 import render
-from conftest import run_module
+from conftest import run_module, start_rendered_vllm
 from test_clients_env import CLAUDE_CODE_DEFAULT_MAX_OUTPUT, CLIENT
 
 
@@ -41,17 +41,8 @@ def _non_loopback_address() -> str:
 
 @pytest.fixture(scope="module")
 def external_server(vllm_launch, work) -> Iterator[harness.Server]:
-    env = {**vllm_launch["env"], "HF_HOME": str(vllm_launch["hf_home"])}
-    env.pop("VLLM_API_KEY", None)
-    server = harness.start_vllm(
-        vllm_launch["command"],
-        entrypoint=vllm_launch["entrypoint"],
-        env=env,
-        timeout=1500,
-        log_dir=work / "logs-external",
-        host=_non_loopback_address(),
-    )
-    with server:
+    host = _non_loopback_address()
+    with start_rendered_vllm(vllm_launch, work / "logs-external", host=host) as server:
         yield server
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import yaml
+from playbook_run import run_local_playbook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -171,27 +169,7 @@ def render(tmp_path: pathlib.Path, **override) -> dict:
         "_observability_disk_mountpoints": ["/"],
         **override,
     }
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"))
-    res = subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(tmp_path / "render.yml"),
-            "-e",
-            json.dumps(extra),
-            "-e",
-            "ansible_python_interpreter=" + sys.executable,
-        ],
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
+    run_local_playbook(tmp_path / "render.yml", extra, tmp_path)
     return {
         "compose": yaml.safe_load((tmp_path / "compose.yml").read_text()),
         "compose_text": (tmp_path / "compose.yml").read_text(),

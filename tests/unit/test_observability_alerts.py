@@ -5,15 +5,14 @@ alerting provisioning with the same names and expressions.
 Needs promtool (Debian's `prometheus` package); this test installs nothing."""
 
 import importlib.util
-import json
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
+from playbook_run import run_local_playbook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles/observability"
@@ -77,27 +76,7 @@ def rendered(tmp_path_factory):
         ],
     }
     (out / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(out / "ansible.cfg"))
-    res = subprocess.run(
-        [
-            str(pathlib.Path(sys.executable).with_name("ansible-playbook")),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            str(playbook),
-            "-e",
-            json.dumps(extra),
-            "-e",
-            "ansible_python_interpreter=" + sys.executable,
-        ],
-        check=False,
-        cwd=out,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
+    run_local_playbook(playbook, extra, out)
     shutil.copy(ROOT / "tests/promtool/agent-workstation.test.yml", out)
     return out
 
