@@ -82,3 +82,55 @@ def test_the_endpoint_precedence():
         workstation_facts_docker_host="tcp://127.0.0.1:2375",
     )
     assert own["docker_host"] == "tcp://127.0.0.1:2375"
+
+
+def test_the_lookup_is_reused_only_for_the_same_existing_user():
+    """facts.yml asks getent once per user in a run (a site run includes it ~10 times); a second
+    user, then the first again, each get their own facts, and the second include for the same
+    user skips the lookup."""
+    users = ["root", "nobody", "root", "root"]
+    play = [
+        {
+            "hosts": "localhost",
+            "gather_facts": False,
+            "roles": ["workstation"],
+            "tasks": [
+                {
+                    "ansible.builtin.include_role": {"name": "workstation", "tasks_from": "facts"},
+                    "vars": {"workstation_facts_user": user},
+                }
+                for user in users
+            ]
+            + [{"ansible.builtin.debug": {"var": "workstation_user_facts"}}],
+        }
+    ]
+    playbook = ROOT / ".cache" / "test-workstation-facts-reuse.yml"
+    playbook.parent.mkdir(exist_ok=True)
+    playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
+    proc = subprocess.run(
+        [shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"]
+        + ["-i", "localhost,", "-c", "local", str(playbook)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=ansible_env(
+            ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable
+        ),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    lookups = [t for t in tasks if t["task"]["name"] == "workstation : Look up the service user"]
+    derived = [
+        t
+        for t in tasks
+        if t["task"]["name"] == "workstation : Derive the service user's facts and Docker endpoint"
+    ]
+    skipped = [bool(t["hosts"]["localhost"].get("skipped")) for t in lookups]
+    assert skipped == [False, False, False, True]
+    uids = [
+        t["hosts"]["localhost"]["ansible_facts"]["workstation_user_facts"]["uid"] for t in derived
+    ]
+    nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True, check=True)
+    assert uids == ["0", nobody.stdout.strip(), "0", "0"]
