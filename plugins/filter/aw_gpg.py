@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """gpg's colon listing (``gpg --show-keys --with-colons FILE``) -> the primary key fingerprints.
 
 Used by roles/nvidia_driver to check a downloaded repository key before apt trusts it. The

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """dpkg's view of a package list -> the packages not installed yet.
 
 A no-op ``ansible.builtin.apt`` task with ``update_cache`` is the most expensive part of a

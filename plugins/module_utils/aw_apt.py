@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Pure parsers for what the host roles read before they change anything.
 
 - ``apt-cache policy`` / ``apt-cache madison`` (run with ``LC_ALL=C``): which versions of a

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """CUDA toolkit version vs NVIDIA driver version (Linux x86_64).
 
 ``MIN_DRIVER`` is NVIDIA's "CUDA Toolkit and Corresponding Driver Versions" table from the

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Pure parsing of ``nvidia-smi -q -x`` output and of its failure messages.
 
 No I/O here: the module runs the command and hands stdout/stderr/rc to these functions.

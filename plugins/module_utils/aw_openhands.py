@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """OpenHands V1 LLM settings: pure planning functions, then a small urllib client (stdlib only).
 
 What this relies on, read in openhands-ai 1.11.0 (the pinned app server, PyPI wheel):

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """A deliberately simple power-supply budget for a GPU workstation.
 
 Model (all DC watts, what the PSU must deliver on its outputs):

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Pure functions for playbooks/upgrade-model.yml: the `vllm serve` command of a model profile.
 
 The running vLLM container's command (``docker inspect`` Config.Cmd: ``serve MODEL --flag ...``,

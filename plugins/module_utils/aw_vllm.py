@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """vLLM readiness: pure interpretation functions, then a small urllib client (stdlib only).
 
 Facts this relies on: while the model loads, vLLM does not listen at all (connection refused);
@@ -26,7 +26,9 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ansible.module_utils.aw_promtext import parse as parse_prometheus
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_promtext import (
+    parse as parse_prometheus,
+)
 
 KV_CACHE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 ANTHROPIC_VERSION = "2023-06-01"

@@ -1,5 +1,5 @@
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """GPU memory plan for serving a decoder-only model with vLLM (pure arithmetic).
 
 Budget (bytes): ``gpu_memory x gpu_memory_utilization`` is what vLLM allows itself. From it

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -80,13 +80,13 @@ reason:
   type: str
 """
 
-from ansible.module_utils.aw_apt import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_apt import (
     ResolveError,
     parse_policy,
     resolve_driver_version,
     upstream_version,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def main():

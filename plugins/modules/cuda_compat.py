@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -98,9 +98,15 @@ msg:
   type: str
 """
 
-from ansible.module_utils.aw_cuda import CudaInputError, evaluate, required_cuda_from_env
-from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_cuda import (
+    CudaInputError,
+    evaluate,
+    required_cuda_from_env,
+)
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_result import (
+    exit_with_verdict,
+)
 
 
 def main():

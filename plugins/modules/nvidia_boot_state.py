@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -106,7 +106,8 @@ missing_kernels:
 
 import os
 
-from ansible.module_utils.aw_apt import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_apt import (
     AptInputError,
     dkms_missing_kernels,
     newest_kernel,
@@ -114,7 +115,6 @@ from ansible.module_utils.aw_apt import (
     parse_sb_state,
     parse_test_key,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def _kernels(modules_dir):

@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -123,7 +123,7 @@ count:
   sample: 1
 selected_gpus:
   description:
-    - The GPUs the plan uses, in the shape of RV(gpus): every GPU, or the one O(gpu_index)
+    - The GPUs the plan uses, in the shape of RV(gpus); every GPU, or the one O(gpu_index)
       chose (empty when that index does not exist).
   returned: always
   type: list
@@ -153,7 +153,8 @@ problems:
 
 import os
 
-from ansible.module_utils.aw_nvidia_smi import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_nvidia_smi import (
     BAD_XML,
     CHECK_FAILED,
     NO_GPU,
@@ -167,7 +168,6 @@ from ansible.module_utils.aw_nvidia_smi import (
     parse_nvidia_smi_xml,
     select_gpus,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def read_pci_devices(root):

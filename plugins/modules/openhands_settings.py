@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -115,7 +115,8 @@ settings:
 
 import os
 
-from ansible.module_utils.aw_openhands import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_openhands import (
     current_llm,
     current_mcp,
     desired_llm,
@@ -128,7 +129,6 @@ from ansible.module_utils.aw_openhands import (
     settings_payload,
     wait_alive,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def read_first_line(module, path, what):

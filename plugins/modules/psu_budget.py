@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -139,9 +139,15 @@ msg:
   type: str
 """
 
-from ansible.module_utils.aw_power import PowerInputError, gpu_limits_from_gpus, plan_power
-from ansible.module_utils.aw_result import exit_with_verdict
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_power import (
+    PowerInputError,
+    gpu_limits_from_gpus,
+    plan_power,
+)
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_result import (
+    exit_with_verdict,
+)
 
 
 def main():

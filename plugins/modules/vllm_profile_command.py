@@ -1,15 +1,15 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 module: vllm_profile_command
 short_description: The vLLM serve command of a model profile, from the running one
 description:
   - Rewrites the running vLLM container's command (C(serve MODEL --flag ...), as
-    roles/agent_stack renders it) for a model profile's settings (vram_plan RETURN C(settings)):
-    model, revisions, served names, sizing, tensor parallel, quantization and tool-call parser
-    are replaced; every other argument is kept. Pure: reads and changes nothing on the host.
+    roles/agent_stack renders it) for a model profile's settings (vram_plan RETURN C(settings)).
+    The model, revisions, served names, sizing, tensor parallel, quantization and tool-call parser
+    are replaced; every other argument is kept. Pure, it reads and changes nothing on the host.
   - Used by playbooks/upgrade-model.yml; the logic lives in module_utils/aw_profile.py.
 options:
   command:
@@ -74,14 +74,14 @@ added:
   elements: str
 """
 
-from ansible.module_utils.aw_profile import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_profile import (
     ProfileCommandError,
     command_diff,
     profile_of,
     serve_command,
     served_names,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def main() -> None:

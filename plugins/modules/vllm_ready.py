@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -159,8 +159,8 @@ msg:
   type: str
 """
 
-from ansible.module_utils.aw_vllm import wait_ready
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vllm import wait_ready
 
 
 def main():

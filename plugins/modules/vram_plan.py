@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 
 DOCUMENTATION = r"""
 ---
@@ -245,14 +245,16 @@ settings:
 
 import json
 
-from ansible.module_utils.aw_result import exit_with_verdict
-from ansible.module_utils.aw_vram import (
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_result import (
+    exit_with_verdict,
+)
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vram import (
     QWEN25_CODER_32B_INSTRUCT_AWQ_CONFIG,
     VramInputError,
     plan_site,
     plan_vram,
 )
-from ansible.module_utils.basic import AnsibleModule
 
 
 def load_config(module, value):

@@ -19,11 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "standins"))
 
-import ansible.module_utils  # noqa: E402 - after sys.path names the stand-ins
-
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
-
-from ansible.module_utils.aw_vllm import wait_ready  # noqa: E402 - after the module_utils path
+sys.path.insert(0, str(ROOT / "collections"))  # the repository as agent_workstation.aw
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vllm import wait_ready  # noqa: E402 - after the module_utils path
 from vllm_standin import serve  # noqa: E402 - after sys.path names the stand-ins
 
 POLL_INTERVALS = (0.5, 1.0, 2.0, 5.0)

@@ -20,8 +20,7 @@ def ansible_env(**extra):
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_LIBRARY=str(ROOT / "plugins" / "modules"),
-        ANSIBLE_MODULE_UTILS=str(ROOT / "plugins" / "module_utils"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
         ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
         ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
@@ -34,7 +33,7 @@ def ansible_env(**extra):
 
 
 def run_module(module, args, **env):
-    """`ansible localhost -m MODULE -a JSON` and return (rc, result dict)."""
+    """`ansible localhost -m agent_workstation.aw.MODULE -a JSON` and return (rc, result dict)."""
     ansible = shutil.which("ansible", path=str(BIN)) or "ansible"
     proc = subprocess.run(
         [
@@ -45,7 +44,7 @@ def run_module(module, args, **env):
             "-c",
             "local",
             "-m",
-            module,
+            f"agent_workstation.aw.{module}",
             "-a",
             json.dumps(args),
         ],

@@ -108,8 +108,10 @@ def test_the_lookup_is_reused_only_for_the_same_existing_user():
     playbook.parent.mkdir(exist_ok=True)
     playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
     proc = subprocess.run(
-        [shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"]
-        + ["-i", "localhost,", "-c", "local", str(playbook)],
+        [
+            shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook",
+            *("-i", "localhost,", "-c", "local", str(playbook)),
+        ],
         check=False,
         capture_output=True,
         text=True,

@@ -233,7 +233,7 @@ def run_module(name: str, args: dict, check: bool = False) -> tuple[int, dict]:
         "-c",
         "local",
         "-m",
-        name,
+        f"agent_workstation.aw.{name}",
         "-a",
         json.dumps(args),
     ]
@@ -249,8 +249,7 @@ def run_module(name: str, args: dict, check: bool = False) -> tuple[int, dict]:
         env={
             **os.environ,
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_LIBRARY": str(REPO / "plugins" / "modules"),
-            "ANSIBLE_MODULE_UTILS": str(REPO / "plugins" / "module_utils"),
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"),
             "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
             "ANSIBLE_PYTHON_INTERPRETER": sys.executable,

@@ -29,12 +29,13 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
 
-import ansible.module_utils  # noqa: E402 - aw_vllm imports its siblings as Ansible does
 import aw_vram  # noqa: E402 - the planner, importable without Ansible
 import harness  # noqa: E402 - tests/real's process harness
 
-ansible.module_utils.__path__.append(str(ROOT / "plugins" / "module_utils"))
-from ansible.module_utils import aw_vllm  # noqa: E402 - vllm_ready's checks
+sys.path.insert(0, str(ROOT / "collections"))  # the repository as agent_workstation.aw
+from ansible_collections.agent_workstation.aw.plugins.module_utils import (  # noqa: E402
+    aw_vllm,  # vllm_ready's checks
+)
 
 CATALOGUE = yaml.safe_load((ROOT / "playbooks" / "vars" / "models.yml").read_text())
 PROFILES = CATALOGUE["aw_model_profiles"]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """A STAND-IN for Qdrant's REST snapshot API (stdlib only), for tests where Qdrant can't run.
 
 It replays the response shapes of Qdrant's documented REST API (https://api.qdrant.tech,

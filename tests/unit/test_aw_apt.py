@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from ansible.module_utils.aw_apt import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_apt import (
     AptInputError,
     ResolveError,
     compare_versions,

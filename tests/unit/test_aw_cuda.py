@@ -1,7 +1,7 @@
 """Driver vs CUDA requirement."""
 
 import pytest
-from ansible.module_utils.aw_cuda import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_cuda import (
     CudaInputError,
     driver_cuda,
     evaluate,

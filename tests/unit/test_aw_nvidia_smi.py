@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.aw_nvidia_smi import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_nvidia_smi import (
     DRIVER_LIBRARY_MISMATCH,
     DRIVER_NOT_LOADED,
     NVIDIA_SMI_FAILED,

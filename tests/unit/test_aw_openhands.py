@@ -6,7 +6,7 @@ that source, not captured from a running app.
 """
 
 import pytest
-from ansible.module_utils.aw_openhands import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_openhands import (
     current_llm,
     current_mcp,
     desired_llm,

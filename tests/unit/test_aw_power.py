@@ -1,7 +1,11 @@
 """PSU budget model."""
 
 import pytest
-from ansible.module_utils.aw_power import PowerInputError, gpu_limits_from_gpus, plan_power
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_power import (
+    PowerInputError,
+    gpu_limits_from_gpus,
+    plan_power,
+)
 
 CASES = [
     # the stated floor: one 4090 on 1000 W passes with 100 W headroom

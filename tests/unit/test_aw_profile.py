@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.aw_profile import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_profile import (
     ProfileCommandError,
     command_diff,
     flag_value,
@@ -14,7 +14,7 @@ from ansible.module_utils.aw_profile import (
     serve_command,
     served_names,
 )
-from ansible.module_utils.aw_vram import plan_site
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vram import plan_site
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = yaml.safe_load((ROOT / "playbooks" / "vars" / "models.yml").read_text())

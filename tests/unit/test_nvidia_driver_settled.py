@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from playbook_run import run_local_playbook
 
 ROOT = Path(__file__).resolve().parents[2]

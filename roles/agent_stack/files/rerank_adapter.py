@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Reranker adapter: the Jina/Cohere-style ``/v1/rerank`` that Open WebUI calls, in front of TEI.
 
 Open WebUI 0.12.4's external reranker (``open_webui/retrieval/models/external.py``) posts

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Nightly backup, verify and restore of the agent stack's data (stdlib only).
 
   aw-backup.py --config FILE backup            take a backup (free-space check first)

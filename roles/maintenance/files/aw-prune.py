@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """Weekly Docker prune that never removes a pinned image, a volume or the model cache.
 
 Why not `docker system prune -a --volumes`: it removes every unused image (a stopped, pinned

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright: agent-workstation contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 """GPU smoke test run INSIDE a container: real CUDA driver API calls, not only nvidia-smi.
 
 Loads libcuda.so.1 (mounted by the NVIDIA container runtime), then cuInit, cuDriverGetVersion,

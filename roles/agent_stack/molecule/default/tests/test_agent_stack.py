@@ -451,8 +451,7 @@ def test_verbose_run_leaks_no_secret(host, secrets):
         os.environ,
         ANSIBLE_CONFIG=f"{eph}/ansible.cfg",
         ANSIBLE_ROLES_PATH=f"{root}/roles",
-        ANSIBLE_LIBRARY=f"{root}/plugins/modules",
-        ANSIBLE_MODULE_UTILS=f"{root}/plugins/module_utils",
+        ANSIBLE_COLLECTIONS_PATH=f"{root}/collections",
         MOLECULE_PROJECT_DIRECTORY=f"{root}/roles/agent_stack",
         ANSIBLE_FORCE_COLOR="false",
     )
