@@ -247,6 +247,10 @@ def test_published_ports_bind_loopback_only_and_answer(host):
         assert port.stdout.split() == ["127.0.0.1:18090"], port.stdout
         # The reply path: rootlesskit answers as the sandbox uid (ct established is accepted).
         assert wait_for(host, f"{WGET} http://127.0.0.1:18090/ | grep -q published-answers", 20)
+        # The OpenHands app's path: a container of the service user's engine reaches the
+        # sandbox's published port at 10.0.2.2 (its engine's host-gateway is NOT 10.0.2.2).
+        got = fetch_from_container(host, MAIN, "http://10.0.2.2:18090/")
+        assert got.rc == 0 and "published-answers" in got.stdout, got.stderr
     finally:
         docker(host, SANDBOX, "rm -f aw-published")
 
@@ -269,6 +273,39 @@ def test_nftables_stop_stops_the_sandbox_engine_and_start_brings_it_back(host):
     )
 
 
+API = "/var/lib/aw-sandbox-engine/docker.sock"
+# STAND-IN for OpenHands' socket proxy and docker-py: the host's docker CLI (and the libraries
+# it links) mounted into a busybox container of the service user's engine.
+CLI_MOUNTS = (
+    "-v /usr/bin/docker:/docker:ro -v /lib:/lib:ro -v /usr/lib:/usr/lib:ro -v /lib64:/lib64:ro"
+)
+
+
+def test_a_container_of_the_service_users_engine_drives_the_sandbox_engine(host):
+    # Runs after the nftables test restarted the engine: the socket's ACL came back with it.
+    want = docker(host, SANDBOX, "info --format '{{.ID}}'").stdout.strip()
+    assert want
+    got = docker(
+        host,
+        MAIN,
+        f"run --rm -v {API}:/var/run/docker.sock {CLI_MOUNTS} {IMAGE} "
+        "/docker -H unix:///var/run/docker.sock info --format '{{.ID}} {{json .SecurityOptions}}'",
+    )
+    assert got.rc == 0, got.stderr
+    assert got.stdout.split()[0] == want  # the sandbox engine, not the service user's
+    assert "name=rootless" in got.stdout
+    # Why the second socket: the sandbox user's own socket cannot be mounted by that engine.
+    own = docker(
+        host,
+        MAIN,
+        f"run --rm -v /run/user/{uid(host, SANDBOX)}/docker.sock:/s {IMAGE} /bin/busybox true",
+    )
+    assert own.rc != 0
+    # Control: a user without the ACL is refused.
+    other = host.run(f"runuser -u nobody -- docker -H unix://{API} version")
+    assert other.rc != 0 and "permission denied" in (other.stderr + other.stdout).lower()
+
+
 def test_without_the_table_the_sandbox_engine_does_not_start(host):
     # Last: it leaves the engine stopped.
     assert host.run(f"nft delete table {TABLE}").rc == 0
@@ -277,9 +314,12 @@ def test_without_the_table_the_sandbox_engine_does_not_start(host):
     time.sleep(3)
     assert user_systemctl(host, SANDBOX, "is-active docker.service").rc != 0
     assert docker(host, SANDBOX, "info").rc != 0
-    journal = host.run(f"journalctl --no-pager _UID={uid(host, SANDBOX)} --since '-2min'")
+    # The check runs as root through sudo: its message is logged under sudo, not the user's uid.
+    journal = host.run("journalctl --no-pager --since '-2min'")
     status = user_systemctl(host, SANDBOX, "status docker.service --no-pager -l")
-    assert "is not loaded" in journal.stdout + status.stdout, journal.stdout + status.stdout
+    assert "table inet aw_sandbox is not loaded" in journal.stdout + status.stdout, (
+        journal.stdout[-2000:] + status.stdout
+    )
     # Control: with the table back the same unit starts, so the guard was what stopped it.
     assert host.run("nft -f /etc/nftables.d/aw-sandbox.nft").rc == 0
     user_systemctl(host, SANDBOX, "reset-failed docker.service")
