@@ -229,6 +229,17 @@ ROWS = [
         {"firewall_allowed_tcp_ports": [70000]},
         ["firewall_allowed_tcp_ports contains '70000'", "between 1 and 65535"],
     ),
+    # roles/sandbox_engine, checked only where it runs (workstation_sandbox_engine: true)
+    Row(
+        "sandbox-engine-user-is-the-service-user",
+        {"workstation_sandbox_engine": True, "sandbox_engine_user": "agent"},
+        ["sandbox_engine_user='agent'", "Set sandbox_engine_user to a new name"],
+    ),
+    Row(
+        "sandbox-engine-port-out-of-range",
+        {"workstation_sandbox_engine": True, "sandbox_engine_allowed_ports": [70000]},
+        ["sandbox_engine_allowed_ports contains '70000'", "between 1 and 65535"],
+    ),
     # --- a Caddy site that would publish a private service
     Row(
         "caddy-exposes-vllm",
