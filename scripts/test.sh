@@ -143,7 +143,7 @@ if [[ " $stages " == *" molecule "* ]]; then
     scenarios+=("$id")
   done
   # The longest scenarios start first, so the last slot is not left with a long one alone.
-  first=${MOLECULE_FIRST:-nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
+  first=${MOLECULE_FIRST:-sandbox_engine:default nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
   ordered=()
   [ "$checks_wanted" -eq 1 ] && ordered+=(checks)
   for id in $first; do
