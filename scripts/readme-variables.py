@@ -38,8 +38,8 @@ def block_for(defaults_text: str) -> str:
         index += 1
     if index and index < len(lines) and lines[index].strip() == "":
         lines = lines[index + 1 :]
-    # A linter's line directive (`# noqa: var-naming[no-role-prefix]` on the operations'
-    # variables) is for the linter, not the reader.
+    # A linter's trailing line directive (ansible-lint's noqa for var-naming[no-role-prefix]
+    # on the operations' variables) is for the linter, not the reader.
     lines = [NOQA.sub("", line) for line in lines]
     text = "\n".join(lines).strip("\n")
     return text + "\n"

@@ -66,9 +66,7 @@ def _allowed_prefixes(role: Path, name: str) -> list[str]:
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_variables_carry_the_role_prefix(role):
     defaults = _load(role / "defaults" / "main.yml")
-    stray = [
-        name for name in defaults if not name.startswith(tuple(_allowed_prefixes(role, name)))
-    ]
+    stray = [name for name in defaults if not name.startswith(tuple(_allowed_prefixes(role, name)))]
     assert not stray, (
         f"{role.name}: defaults without the '{role.name}_' prefix (or that of an entry point "
         f"listing them): {stray}"
@@ -81,7 +79,9 @@ def test_entry_point_prefix_is_not_a_loophole(tmp_path):
     role = tmp_path / "demo"
     (role / "meta").mkdir(parents=True)
     (role / "meta" / "argument_specs.yml").write_text(
-        "argument_specs:\n  main: {options: {other_x: {}}}\n  restore: {options: {restore_x: {}}}\n",
+        "argument_specs:\n"
+        "  main: {options: {other_x: {}}}\n"
+        "  restore: {options: {restore_x: {}}}\n",
         encoding="utf-8",
     )
     assert _allowed_prefixes(role, "restore_x") == ["demo_", "restore_"]
