@@ -24,6 +24,9 @@ BLOCK = re.compile(
 )
 
 
+NOQA = re.compile(r"\s+# noqa: [\w\[\]\-, ]+$")
+
+
 def block_for(defaults_text: str) -> str:
     """defaults/main.yml without its document start and its header comment."""
     lines = defaults_text.split("\n")
@@ -35,6 +38,9 @@ def block_for(defaults_text: str) -> str:
         index += 1
     if index and index < len(lines) and lines[index].strip() == "":
         lines = lines[index + 1 :]
+    # A linter's trailing line directive (ansible-lint's noqa for var-naming[no-role-prefix]
+    # on the operations' variables) is for the linter, not the reader.
+    lines = [NOQA.sub("", line) for line in lines]
     text = "\n".join(lines).strip("\n")
     return text + "\n"
 

@@ -36,27 +36,66 @@ def test_role_has_specs_readme_and_defaults(role):
         assert (role / part).is_file(), f"{role.name} has no {part}"
 
 
+def _entry_points(role: Path) -> dict:
+    """Entry point name -> its options ({} when it has none)."""
+    specs = _load(role / "meta" / "argument_specs.yml")["argument_specs"]
+    return {entry: (spec or {}).get("options") or {} for entry, spec in specs.items()}
+
+
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_argument_specs_match_defaults(role):
+    # The main entry point and the operations' entry points (tasks_from: upgrade_vllm, restore,
+    # upgrade) share defaults/main.yml: together they specify exactly its variables.
     defaults = set(_load(role / "defaults" / "main.yml"))
-    specs = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    assert set(specs) == defaults, (
-        f"{role.name}: only in defaults: {sorted(defaults - set(specs))}; "
-        f"only in argument_specs: {sorted(set(specs) - defaults)}"
+    specs = set().union(*(set(options) for options in _entry_points(role).values()))
+    assert specs == defaults, (
+        f"{role.name}: only in defaults: {sorted(defaults - specs)}; "
+        f"only in argument_specs: {sorted(specs - defaults)}"
     )
+
+
+def _allowed_prefixes(role: Path, name: str) -> list[str]:
+    """The role's prefix, and the name of each non-main entry point that lists the variable
+    (an operation's options keep the names operators already use: upgrade_vllm_*, restore_*)."""
+    entries = _entry_points(role)
+    return [f"{role.name}_"] + [
+        f"{entry}_" for entry, options in entries.items() if entry != "main" and name in options
+    ]
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_variables_carry_the_role_prefix(role):
     defaults = _load(role / "defaults" / "main.yml")
-    stray = [name for name in defaults if not name.startswith(f"{role.name}_")]
-    assert not stray, f"{role.name}: defaults without the '{role.name}_' prefix: {stray}"
+    stray = [name for name in defaults if not name.startswith(tuple(_allowed_prefixes(role, name)))]
+    assert not stray, (
+        f"{role.name}: defaults without the '{role.name}_' prefix (or that of an entry point "
+        f"listing them): {stray}"
+    )
+
+
+def test_entry_point_prefix_is_not_a_loophole(tmp_path):
+    # A variable of the main entry point only must carry the role prefix even when another
+    # entry point exists.
+    role = tmp_path / "demo"
+    (role / "meta").mkdir(parents=True)
+    (role / "meta" / "argument_specs.yml").write_text(
+        "argument_specs:\n"
+        "  main: {options: {other_x: {}}}\n"
+        "  restore: {options: {restore_x: {}}}\n",
+        encoding="utf-8",
+    )
+    assert _allowed_prefixes(role, "restore_x") == ["demo_", "restore_"]
+    assert _allowed_prefixes(role, "other_x") == ["demo_"]
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
 def test_every_spec_option_is_described(role):
-    specs = _load(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
-    missing = [name for name, spec in specs.items() if not (spec or {}).get("description")]
+    missing = [
+        f"{entry}.{name}"
+        for entry, options in _entry_points(role).items()
+        for name, spec in options.items()
+        if not (spec or {}).get("description")
+    ]
     assert not missing, f"{role.name}: options without a description: {missing}"
 
 
