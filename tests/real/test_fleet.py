@@ -245,17 +245,29 @@ def test_the_router_listens_on_loopback_and_the_door_on_the_fleet_address(fleet)
     assert fleet["fleet_key"] not in unit and fleet["users"]["alice"] not in unit
 
 
-def test_requests_are_spread_over_both_workers(fleet):
+def _rises(fleet: dict, texts: list[str]) -> list[float]:
     before = [_successes(w) for w in fleet["workers"]]
-    for i in range(8):
-        # Different prompts: cache_aware sends a prefix it has not seen to the worker with the
-        # smaller prefix tree, so unrelated requests alternate.
-        status, data = _chat(fleet, fleet["users"]["alice"], f"request {i}: {secrets.token_hex(8)}")
+    for text in texts:
+        status, data = _chat(fleet, fleet["users"]["alice"], text)
         assert status == 200, data
     after = [_successes(w) for w in fleet["workers"]]
-    rises = [a - b for a, b in zip(after, before, strict=True)]
+    return [a - b for a, b in zip(after, before, strict=True)]
+
+
+def test_requests_are_spread_over_both_workers(fleet):
+    # Unrelated prompts (random from the first character): cache_aware finds no prefix match
+    # above its threshold and sends each to the worker with the smaller prefix tree.
+    rises = _rises(fleet, [secrets.token_hex(24) for _ in range(8)])
     assert all(r >= 1 for r in rises), f"per-worker successes rose by {rises}"
     assert sum(rises) == 8, rises
+
+
+def test_a_shared_prefix_stays_on_one_worker(fleet):
+    # The prefix-aware half of cache_aware: a long shared system-prompt-like prefix goes where
+    # it went before (where vLLM's prefix cache holds it), whatever follows it.
+    prefix = "You are the team's coding agent. " + secrets.token_hex(64)
+    rises = _rises(fleet, [f"{prefix} task {i}" for i in range(4)])
+    assert sorted(rises) == [0, 4], f"per-worker successes rose by {rises}"
 
 
 def test_chat_and_messages_pass_with_a_user_key_and_with_the_fleet_key(fleet):
