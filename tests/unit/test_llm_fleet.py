@@ -328,11 +328,19 @@ def test_the_door_checks_both_key_headers_and_sends_only_the_fleet_key_on(render
     door = rendered["r"]["door"]
     assert f"http://{ROUTER}:8090 {{" in door and f"bind {ROUTER}" in door
     bearer = door.split("@bearer {", 1)[1].split("}", 1)[0].split()
-    assert bearer == ["header", "Authorization", f'"Bearer', f'{FLEET_KEY}"'] + [
-        "header", "Authorization", '"Bearer', f'{ALICE}"'
+    assert bearer == [
+        *("header", "Authorization", '"Bearer', f'{FLEET_KEY}"'),
+        *("header", "Authorization", '"Bearer', f'{ALICE}"'),
     ], bearer
     x_api_key = door.split("@x_api_key {", 1)[1].split("}", 1)[0].split()
-    assert x_api_key == ["header", "X-Api-Key", f'"{FLEET_KEY}"', "header", "X-Api-Key", f'"{ALICE}"']
+    assert x_api_key == [
+        "header",
+        "X-Api-Key",
+        f'"{FLEET_KEY}"',
+        "header",
+        "X-Api-Key",
+        f'"{ALICE}"',
+    ]
     assert f'header_up Authorization "Bearer {FLEET_KEY}"' in door
     assert "header_up -X-Api-Key" in door and "reverse_proxy 127.0.0.1:8091" in door
     assert "admin off" in door and "log" not in door.split("{", 1)[1].replace("login", "")
@@ -413,7 +421,7 @@ def test_the_fleet_check_reads_each_workers_preflight_facts():
     assert site.index("playbooks/llm_router.yml") > site.index("playbooks/check.yml")
 
 
-# --- the rolling upgrades ---------------------------------------------------------------------------
+# --- the rolling upgrades ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["upgrade-vllm", "upgrade-driver", "upgrade-model"])
