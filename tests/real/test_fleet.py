@@ -193,21 +193,23 @@ def fleet(workers, vllm_launch, work) -> Iterator[dict]:
         "router", argv, port=files["router_port"], health="/liveness", timeout=900,
         env={"AW_LLM_ROUTER_KEY_FILE": str(key_file)}, log_dir=work / "logs-router",
     )  # fmt: skip
-    door = _start_door(files["door_config"], files["door_port"], work / "logs-door")
+    state = {"router": router}
     try:
-        yield {
-            "door": door,
-            "router": router,
-            "workers": workers,
-            "users": users,
-            "fleet_key": vllm_launch["key"],
-            "served": vllm_launch["served"],
-            "keys_file": keys_file,
-            "key_file": key_file,
-            "files": files,
-        }
+        state["door"] = _start_door(files["door_config"], files["door_port"], work / "logs-door")
+        state.update(
+            workers=workers,
+            users=users,
+            fleet_key=vllm_launch["key"],
+            served=vllm_launch["served"],
+            keys_file=keys_file,
+            key_file=key_file,
+            files=files,
+        )
+        yield state
     finally:
-        door.stop()
+        # The rotation test replaces state["door"]: stop whichever door runs last.
+        if "door" in state:
+            state["door"].stop()
         router.stop()
 
 
