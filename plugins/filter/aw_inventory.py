@@ -264,10 +264,11 @@ def _address_problem(host: str, address: Any) -> str | None:
             "loopback, and 0.0.0.0 would publish vLLM on every network. Fix: write the host's "
             "tailnet address (`tailscale ip -4`)."
         )
-    if not re.fullmatch(r"[0-9A-Fa-f:.]+", text):
+    if not re.fullmatch(r"(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}", text):
         return (
-            f'{name}="{text}" is not an IP address (Docker publishes a port on an address, not a '
-            "name). Fix: write the host's tailnet address (`tailscale ip -4`)."
+            f'{name}="{text}" is not an IPv4 address (Docker publishes a port on an address, not '
+            "a name; the URLs are built as http://<address>:<port>). Fix: write the host's "
+            "tailnet IPv4 address (`tailscale ip -4`)."
         )
     return None
 

@@ -81,7 +81,9 @@ def test_fleet_is_no_longer_refused_as_not_built_and_sglang_still_is():
             ['(host r)="0.0.0.0"', "every-interface", "Fix: write the host's tailnet address"],
         ),
         ({"router_address": "127.0.0.1"}, ['(host r)="127.0.0.1"', "loopback"]),
-        ({"router_address": "r.tail.ts.net"}, ["not an IP address", "Fix:"]),
+        ({"router_address": "r.tail.ts.net"}, ["not an IPv4 address", "Fix:"]),
+        ({"router_address": "fd7a:115c::1"}, ["not an IPv4 address", "tailscale ip -4"]),
+        ({"router_address": "100.64.0.256"}, ["not an IPv4 address"]),
         (
             {"workers": {"w0": {"address": "", "served_model_names": NAMES}}},
             ['workstation_llm_fleet_address (host w0)=""', "host_vars/w0"],
