@@ -188,7 +188,9 @@ _LLM_URL = re.compile(
 
 
 def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
-    """The LLM tier (issue 17): what is not built yet, and external's URL.
+    """The LLM tier (issue 17): what is not built yet (sglang), and external's URL.
+
+    The fleet tier's groups and addresses are fleet_problems' (it needs the inventory's groups).
 
     Reads workstation_llm_source, workstation_llm_engine and workstation_llm_base_url. The
     argument spec has no `choices` for the two: the workstation role's own argument validation
@@ -201,19 +203,14 @@ def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
     if source not in ("local", "external", "fleet"):
         problems.append(
             f'workstation_llm_source="{source}" is not a source this project knows. Fix: write '
-            "local (this machine's GPU, the default) or external (a server you run; set "
-            "workstation_llm_base_url)."
+            "local (this machine's GPU, the default), external (a server you run; set "
+            "workstation_llm_base_url) or fleet (the hosts of group llm_workers behind the "
+            "router of group llm_router)."
         )
     if engine not in ("vllm", "sglang"):
         problems.append(
             f'workstation_llm_engine="{engine}" is not an engine this project knows. Fix: write '
             "vllm (the only one built)."
-        )
-    if source == "fleet":
-        problems.append(
-            'workstation_llm_source="fleet" is not built yet (issue 17: a router such as vLLM '
-            "production-stack's in front of several servers). Fix: use local (this machine's "
-            "GPU) or external (set workstation_llm_base_url to a server you run)."
         )
     if engine == "sglang":
         problems.append(
@@ -251,6 +248,154 @@ def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
             "name or address."
         )
     return problems
+
+
+def _address_problem(host: str, address: Any) -> str | None:
+    text = address.strip() if isinstance(address, str) else ""
+    name = f"workstation_llm_fleet_address (host {host})"
+    if not text:
+        return (
+            f'{name}="" is not set; a fleet member listens there. Fix: set it in host_vars/{host} '
+            "to the host's tailnet address (`tailscale ip -4`, e.g. 100.64.0.11)."
+        )
+    if text in ("0.0.0.0", "::", "[::]") or text == "localhost" or text.startswith("127."):
+        return (
+            f'{name}="{text}" is a loopback or every-interface address: the router cannot reach '
+            "loopback, and 0.0.0.0 would publish vLLM on every network. Fix: write the host's "
+            "tailnet address (`tailscale ip -4`)."
+        )
+    if not re.fullmatch(r"(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}", text):
+        return (
+            f'{name}="{text}" is not an IPv4 address (Docker publishes a port on an address, not '
+            "a name; the URLs are built as http://<address>:<port>). Fix: write the host's "
+            "tailnet IPv4 address (`tailscale ip -4`)."
+        )
+    return None
+
+
+def fleet_problems(fleet: Mapping[str, Any]) -> list[str]:
+    """The fleet tier (issue 17 part 2): the inventory's groups and each member's values.
+
+    FLEET: {source, workers: {host: {address, served_model_names[, gpu_count]}},
+    routers: [host], router_address}. `gpu_count` is given only after the preflight ran
+    (playbooks/fleet-check.yml): None there means that worker has no preflight_report (it was
+    not in the play or did not answer). Nothing is checked unless source is fleet.
+    """
+    if fleet.get("source") != "fleet":
+        return []
+    problems: list[str] = []
+    workers = fleet.get("workers") or {}
+    routers = list(fleet.get("routers") or [])
+    if not workers:
+        problems.append(
+            'workstation_llm_source="fleet" needs at least one host in group llm_workers, and '
+            "it has none. Fix: list the hosts that run vLLM under llm_workers in the inventory "
+            "(hosts.yml), or use local."
+        )
+    if len(routers) != 1:
+        listed = ", ".join(routers) if routers else "none"
+        problems.append(
+            f'workstation_llm_source="fleet" needs exactly one host in group llm_router, and it '
+            f"has {len(routers)} ({listed}). Fix: list one host under llm_router in the "
+            "inventory (hosts.yml); it runs the router every consumer uses."
+        )
+    else:
+        problem = _address_problem(routers[0], fleet.get("router_address"))
+        if problem:
+            problems.append(problem)
+    first_host, first_names = None, None
+    for host in sorted(workers):
+        worker = workers[host] or {}
+        problem = _address_problem(host, worker.get("address"))
+        if problem:
+            problems.append(problem)
+        if "gpu_count" in worker:
+            count = worker["gpu_count"]
+            if count is None or int(count) < 0:
+                problems.append(
+                    f"llm_workers host {host} has no GPU facts (preflight_report): the preflight "
+                    "did not run there. Fix: run site.yml over every host of llm_workers (no "
+                    "--limit that leaves one out) and make sure each one answers."
+                )
+            elif int(count) < 1:
+                problems.append(
+                    f"llm_workers host {host} has no working GPU (preflight_report.gpu.count=0). "
+                    "Fix: install the driver there (the host stage does; reboot when it says "
+                    "so) or take the host out of llm_workers."
+                )
+        names = list(worker.get("served_model_names") or [])
+        if first_names is None:
+            first_host, first_names = host, names
+        elif names != first_names:
+            problems.append(
+                f"workstation_llm_served_model_names differs between llm_workers {first_host} "
+                f"({first_names}) and {host} ({names}); the router sends any request to any "
+                "worker. Fix: give every worker the same model profile "
+                "(preflight_model_profile) or the same workstation_llm_served_model_names."
+            )
+    return problems
+
+
+def _fleet_filter(fleet):
+    """FLEET as a play can build it: parallel lists per worker (hosts, addresses, served[,
+    gpu_counts]) beside source, routers and router_address."""
+    if not isinstance(fleet, Mapping):
+        raise AnsibleFilterError("aw_fleet_problems expects the fleet as a mapping")
+    fleet = _plain(fleet)
+    hosts = list(fleet.get("hosts") or [])
+    columns = {"address": "addresses", "served_model_names": "served", "gpu_count": "gpu_counts"}
+    workers: dict[str, dict[str, Any]] = {host: {} for host in hosts}
+    for key, column in columns.items():
+        if column not in fleet:
+            continue
+        values = list(fleet[column] or [])
+        if len(values) != len(hosts):
+            raise AnsibleFilterError(
+                f"aw_fleet_problems: {column} has {len(values)} entries for {len(hosts)} hosts"
+            )
+        for host, value in zip(hosts, values, strict=True):
+            workers[host][key] = value
+    return fleet_problems({**fleet, "workers": workers})
+
+
+_KEY_LINE = re.compile(r"^\s*(?P<name>[A-Za-z0-9._@-]+)\s+(?P<key>[A-Za-z0-9._-]{32,})\s*$")
+
+
+def user_keys(text: str) -> dict[str, Any]:
+    """Parse llm_router_user_keys_file: one `name key` per line, # comments and blank lines.
+
+    Returns {"keys": [{"name", "key"}], "problems": [...]}: a problem names the line number and
+    what is wrong, never the key. A key is 32+ of A-Z a-z 0-9 . _ - (Caddy's header matcher
+    reads `*` as a wildcard, so it must not appear), and names and keys are unique.
+    """
+    keys: list[dict[str, str]] = []
+    problems: list[str] = []
+    names: set[str] = set()
+    values: set[str] = set()
+    for number, line in enumerate(str(text).splitlines(), start=1):
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        match = _KEY_LINE.match(line)
+        if not match:
+            problems.append(
+                f"line {number} is not `name key` with a key of 32 or more of A-Z a-z 0-9 . _ - "
+                "(value not shown). Fix: make the key with `openssl rand -hex 32`."
+            )
+            continue
+        name, key = match.group("name"), match.group("key")
+        if name in names or key in values:
+            problems.append(
+                f"line {number} repeats a name or a key (value not shown). Fix: one line per user."
+            )
+            continue
+        names.add(name)
+        values.add(key)
+        keys.append({"name": name, "key": key})
+    return {"keys": keys, "problems": problems}
+
+
+def _user_keys_filter(text):
+    return user_keys("" if text is None else str(text))
 
 
 def _llm_filter(values):
@@ -297,5 +442,7 @@ class FilterModule:
             "aw_inventory_problems": _problems_filter,
             "aw_merge_specs": _merge_filter,
             "aw_llm_endpoint_problems": _llm_filter,
+            "aw_fleet_problems": _fleet_filter,
+            "aw_user_keys": _user_keys_filter,
             "aw_role_specs": role_specs,
         }

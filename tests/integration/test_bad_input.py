@@ -623,17 +623,23 @@ ROWS = [
         },
         ["observability_alerts entry X is invalid", "five minutes", "a duration such as 5m"],
     ),
-    # --- the LLM tier (workstation_llm_source, issue 17): what is not built, external's URL
+    # --- the LLM tier (workstation_llm_source, issue 17): what is not built, external's URL, fleet
     Row(
         "llm-source-unknown",
         {"workstation_llm_source": "cloud"},
         ['workstation_llm_source="cloud"', "not a source", "Fix: write local"],
         "inventory",
     ),
+    # fleet on the shipped one-host inventory: no llm_workers (and no llm_router) group. The
+    # inventory-shaped refusals (two routers, an address, GPU facts, served names) are
+    # tests/unit/test_llm_fleet.py's, through validate.yml's expressions on a fleet inventory.
     Row(
-        "llm-source-fleet-not-built",
+        "llm-fleet-without-workers",
         {"workstation_llm_source": "fleet"},
-        ['workstation_llm_source="fleet"', "not built yet (issue 17", "Fix: use local"],
+        [
+            'workstation_llm_source="fleet" needs at least one host in group llm_workers',
+            "Fix: list the hosts that run vLLM under llm_workers",
+        ],
         "inventory",
     ),
     Row(

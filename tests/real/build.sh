@@ -9,6 +9,12 @@
 #                                   agent-server it pins, openhands-agent-server 1.34.0 (the
 #                                   sandbox's server), Python 3.12; run both with
 #                                   LITELLM_LOCAL_MODEL_COST_MAP=True
+#   tests/real/build.sh router      PyPI vllm-router 0.1.17 (vllm-project/router: the Rust
+#                                   router, a fork of SGLang's model gateway, as a manylinux
+#                                   abi3 wheel with its Python launcher `vllm-router`), and
+#                                   Debian 12's caddy 2.6.2-5 (what roles/caddy installs; `apt-get
+#                                   download`, unpacked into the venv as bin/caddy) for the
+#                                   fleet's key check in front of it
 # Cache: ${AW_REAL_CACHE:-~/.cache/agent-workstation/real}/<component>-<16 hex of the recipe>.
 # The recipe of a component is its build function below (pins included), the shared helpers and
 # the interpreter's version: change any of them and that component alone is rebuilt. A `.ready`
@@ -19,7 +25,7 @@
 # Measured build times and sizes: tests/real/README.md.
 set -euo pipefail
 
-usage() { echo "usage: $0 {vllm|openwebui|openhands}" >&2; exit 2; }
+usage() { echo "usage: $0 {vllm|openwebui|openhands|router}" >&2; exit 2; }
 [ $# -eq 1 ] || usage
 component=$1
 cache=${AW_REAL_CACHE:-$HOME/.cache/agent-workstation/real}
@@ -94,6 +100,21 @@ assert got == {"openhands-ai": "1.11.0", "openhands-agent-server": "1.34.0"}, go
 '
 }
 
+# The router: vllm-project/router's PyPI wheel (Rust extension vllm_router_rs plus the launcher
+# vllm_router/launch_router.py). Its console script `vllm-router` is what runs in production.
+build_router() {
+  local venv=$1
+  pip_install "$venv" vllm-router==0.1.17
+  # The distribution's Caddy, the binary the door runs on a host (roles/caddy: 2.6.2 on Debian
+  # 12/13 and Ubuntu 24.04), unpacked (not installed) into the venv.
+  (cd "$venv" && apt-get download caddy=2.6.2-5 && dpkg-deb -x caddy_2.6.2-5_amd64.deb caddy-deb \
+    && rm caddy_2.6.2-5_amd64.deb)
+  ln -s ../caddy-deb/usr/bin/caddy "$venv/bin/caddy"
+  "$venv/bin/python" -c 'import importlib.metadata as m, vllm_router.router; print("vllm-router", m.version("vllm-router"))'
+  "$venv/bin/vllm-router" --help >/dev/null
+  "$venv/bin/caddy" version
+}
+
 python_of() {
   case $1 in
     openhands) find_python 3.12 ;;
@@ -102,7 +123,7 @@ python_of() {
 }
 
 case $component in
-  vllm | openwebui | openhands) ;;
+  vllm | openwebui | openhands | router) ;;
   *) echo "build.sh: unknown component '$component'." >&2; usage ;;
 esac
 

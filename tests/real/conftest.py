@@ -193,7 +193,7 @@ def vllm_launch(rendered: render.Rendered, work: Path, secrets_values: dict[str,
 
 
 def start_rendered_vllm(
-    vllm_launch: dict, log_dir: Path, host: str = harness.LOOPBACK
+    vllm_launch: dict, log_dir: Path, host: str = harness.LOOPBACK, port: int | None = None
 ) -> harness.Server:
     """vLLM as `vllm_launch` renders it, listening on HOST (loopback unless a test needs more)."""
     env = {**vllm_launch["env"], "HF_HOME": str(vllm_launch["hf_home"])}
@@ -209,6 +209,7 @@ def start_rendered_vllm(
         timeout=1500,
         log_dir=log_dir,
         host=host,
+        port=port,
     )
 
 

@@ -200,8 +200,11 @@ def start_vllm(
     timeout: float = 300.0,
     log_dir: Path | None = None,
     host: str = LOOPBACK,
+    port: int | None = None,
 ) -> Server:
     """Start the vLLM CPU build: `ENTRYPOINT ARGS --host=HOST --port=FREE` (HOST 127.0.0.1).
+
+    PORT, when given, replaces the free port (two workers on two addresses, one port).
 
     ARGS is what follows `vllm` (e.g. ["serve", MODEL, ...]). The loopback host and a free port
     are appended last, so they win over any --host/--port in ARGS (vLLM's argparse keeps the last
@@ -210,7 +213,7 @@ def start_vllm(
     API_KEY, when given, is exported as VLLM_API_KEY.
     """
     v = venv("vllm")
-    port = free_port()
+    port = port or free_port()
     run_env = {**VLLM_CPU_ENV, "PATH": f"{v / 'bin'}:{os.environ.get('PATH', '')}"}
     if api_key is not None:
         run_env["VLLM_API_KEY"] = api_key

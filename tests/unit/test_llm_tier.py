@@ -87,10 +87,6 @@ def test_local_and_a_good_external_url_pass():
             ["loopback", "Fix: use the server's LAN"],
         ),
         (
-            {"workstation_llm_source": "fleet"},
-            ['workstation_llm_source="fleet"', "not built yet (issue 17", "Fix: use local"],
-        ),
-        (
             {"workstation_llm_engine": "sglang"},
             ['workstation_llm_engine="sglang"', "not built yet (issue 17)", "Fix: use vllm"],
         ),
