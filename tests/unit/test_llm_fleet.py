@@ -240,7 +240,7 @@ def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("fleet")
     (out / "render.yml").write_text(PLAYBOOK.format(roles=ROLES, out=out))
     (out / "ansible.cfg").write_text(
-        f"[defaults]\nretry_files_enabled = false\nfilter_plugins = {ROOT / 'plugins/filter'}\n"
+        f"[defaults]\nretry_files_enabled = false\ncollections_path = {ROOT / 'collections'}\n"
     )
     inventory = out / "hosts.yml"
     inventory.write_text(
@@ -359,7 +359,7 @@ CHECK = """
       ansible.builtin.copy:
         dest: "{out}/{{{{ inventory_hostname }}}}-problems.json"
         mode: "0600"
-        content: "{{{{ _aw_fleet | aw_fleet_problems | to_json }}}}"
+        content: "{{{{ _aw_fleet | agent_workstation.aw.aw_fleet_problems | to_json }}}}"
       vars:
 {vars}
 """
@@ -377,7 +377,7 @@ def _check(tmp_path, inventory) -> dict:
         CHECK.format(roles=ROLES, out=tmp_path, vars=_validate_vars())
     )
     (tmp_path / "ansible.cfg").write_text(
-        f"[defaults]\nretry_files_enabled = false\nfilter_plugins = {ROOT / 'plugins/filter'}\n"
+        f"[defaults]\nretry_files_enabled = false\ncollections_path = {ROOT / 'collections'}\n"
     )
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(_with_defaults(inventory, "workstation")))
     res = _run(
@@ -442,7 +442,7 @@ def test_upgrades_roll_one_worker_at_a_time_and_stop_at_the_first_failure(name, 
     (tmp_path / "one.yml").write_text(yaml.safe_dump({"workstation": {"hosts": {"solo": {}}}}))
     (tmp_path / "ansible.cfg").write_text(
         f"[defaults]\nretry_files_enabled = false\nroles_path = {ROLES}\n"
-        f"filter_plugins = {ROOT / 'plugins/filter'}\nlibrary = {ROOT / 'plugins/modules'}\n"
+        f"collections_path = {ROOT / 'collections'}\n"
     )
     for inventory, expect in (("fleet.yml", ["w0", "w1"]), ("one.yml", ["solo"])):
         res = _run(
