@@ -118,7 +118,9 @@ def log_to(path: Path, argv: list[str]) -> tuple[int, float, str]:
 
 
 def exec_in(*cmd: str, workdir: str = "/opt/aw") -> list[str]:
-    return ["docker", "exec", "-w", workdir, "-e", "ANSIBLE_FORCE_COLOR=0", NAME, *cmd]
+    # profile_tasks lists every task (not only the 15 slowest), for the per-role sums.
+    env = ["-e", "ANSIBLE_FORCE_COLOR=0", "-e", "PROFILE_TASKS_TASK_OUTPUT_LIMIT=all"]
+    return ["docker", "exec", "-w", workdir, *env, NAME, *cmd]
 
 
 def create() -> None:
@@ -186,8 +188,18 @@ def copy_tree() -> None:
 def figures(text: str) -> dict[str, object]:
     recaps = [m.groupdict() for m in RECAP.finditer(text)]
     recap = {k: int(v) for k, v in recaps[-1].items()} if recaps else {}
-    slowest = [(m["task"].strip(), float(m["seconds"])) for m in PROFILE.finditer(text)][:15]
-    return {"recap": recap, "slowest": slowest}
+    tasks = [(m["task"].strip(), float(m["seconds"])) for m in PROFILE.finditer(text)]
+    by_role: dict[str, list[float]] = {}
+    for task, seconds in tasks:
+        role = task.split(" : ", 1)[0] if " : " in task else "(plays)"
+        by_role.setdefault(role, []).append(seconds)
+    roles = sorted(by_role.items(), key=lambda kv: -sum(kv[1]))
+    return {
+        "recap": recap,
+        "slowest": tasks[:15],
+        "tasks_timed": len(tasks),
+        "by_role": [(role, round(sum(s), 1), len(s)) for role, s in roles],
+    }
 
 
 def main() -> int:
@@ -235,6 +247,9 @@ def main() -> int:
         print(f"ratio re-run / first converge: {secs / float(converge['seconds']):.1%}")
     for task, seconds in rerun["slowest"]:  # type: ignore[attr-defined]
         print(f"  {seconds:7.2f} s  {task}")
+    print(f"per role (seconds, tasks; {rerun['tasks_timed']} tasks timed):")
+    for role, seconds, count in rerun["by_role"]:  # type: ignore[attr-defined]
+        print(f"  {seconds:7.1f} s {count:4d}  {role}")
     ok = rc == 0 and isinstance(recap, dict) and recap.get("changed") == 0
     print("RESULT: " + ("re-run changed nothing" if ok else f"FAILED (see {OUT / 'rerun.log'})"))
     return 0 if ok else 1
