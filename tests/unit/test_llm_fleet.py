@@ -191,6 +191,7 @@ PLAYBOOK = """
       loop:
         - {{src: agent_stack/templates/compose.yml.j2, dest: compose.yml}}
         - {{src: agent_stack/templates/clients.env.j2, dest: clients.env}}
+        - {{src: observability/templates/prometheus/prometheus.yml.j2, dest: prometheus.yml}}
     - name: Render the router's files on the router host
       ansible.builtin.template:
         src: "{roles}/llm_router/templates/{{{{ item }}}}.j2"
@@ -277,6 +278,7 @@ def rendered(tmp_path_factory):
                 if line and not line.startswith("#")
             ),
             "facts": json.loads(read(f"{host}-facts.json")),
+            "prometheus": yaml.safe_load(read(f"{host}-prometheus.yml")),
         }
     hosts["r"]["unit"] = read("r-aw-llm-router.service")
     hosts["r"]["door_unit"] = read("r-aw-llm-router-door.service")
@@ -453,3 +455,27 @@ def test_upgrades_roll_one_worker_at_a_time_and_stop_at_the_first_failure(name, 
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         listed = [line.strip() for line in res.stdout.splitlines() if line.startswith("      ")]
         assert sorted(listed) == expect, res.stdout
+
+
+def _scrape(prometheus: dict) -> dict[str, list[str]]:
+    return {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in prometheus["scrape_configs"]
+    }
+
+
+def test_prometheus_scrapes_each_workers_own_vllm_and_the_routers_metrics(rendered):
+    """A worker scrapes its vLLM where it is published (its fleet address, not 127.0.0.1, where
+    nothing listens), so the vLLM alerts keep their data; the router host, which serves no model,
+    has no vLLM job and scrapes the router's own metrics instead."""
+    for host, address in (("w0", W0), ("w1", W1)):
+        jobs = _scrape(rendered[host]["prometheus"])
+        assert jobs["vllm"] == [f"{address}:8000"], (host, jobs)
+        assert jobs["vllm_health"] == [f"{address}:8000"], (host, jobs)
+        assert "llm_router" not in jobs, host
+        assert jobs["node"] == ["127.0.0.1:9100"], host
+    router = _scrape(rendered["r"]["prometheus"])
+    assert "vllm" not in router and "vllm_health" not in router, router
+    assert router["llm_router"] == ["127.0.0.1:29000"], router
+    unit = rendered["r"]["unit"]
+    assert "--prometheus-host 127.0.0.1 --prometheus-port 29000" in unit
