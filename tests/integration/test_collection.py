@@ -35,7 +35,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (archive,) = work.glob("agent_workstation-aw-*.tar.gz")
     target = work / "installed"
     install = subprocess.run(
-        [GALAXY, "collection", "install", "--no-deps", "-p", str(target), str(archive)],
+        [GALAXY, "collection", "install", "--no-deps", "--force", "-p", str(target), str(archive)],
         capture_output=True,
         text=True,
         check=False,
@@ -43,6 +43,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         cwd=work,
     )
     assert install.returncode == 0, install.stdout + install.stderr
+    # --force: ansible-galaxy says "Nothing to do" and installs nothing when a copy exists in a
+    # default path (ansible-lint puts one in ~/.ansible/collections); the copy must be HERE.
+    assert (target / "ansible_collections/agent_workstation/aw/MANIFEST.json").is_file(), (
+        install.stdout
+    )
     return archive, target
 
 

@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -gt 0 ] || set -- .venv/bin/pytest -q -p no:cacheprovider tests/real/test_fleet.py
+# The inner shell expands $a and "$@", not this one.
+# shellcheck disable=SC2016
 inner='ip link set lo up && for a in 10 11 12; do ip addr add 192.0.2.$a/32 dev lo; done && exec "$@"'
 if [ "$(id -u)" = 0 ]; then
   exec unshare -n sh -c "$inner" sh "$@"
