@@ -209,7 +209,8 @@ PLAYBOOK = """
                        'ready_url': _agent_stack_llm_host_url,
                        'key_file': _agent_stack_llm_key_file,
                        'openhands_url': agent_stack_openhands_llm_base_url,
-                       'secret_names': _agent_stack_secret_names}} | to_json }}}}"
+                       'secret_names': _agent_stack_secret_names,
+                       'upgrade_url': upgrade_vllm_url}} | to_json }}}}"
 """
 
 _KEYS = ["vllm", "openhands", "openhands_agent_server", "open_webui", "qdrant", "tei", "redis"]
@@ -479,3 +480,11 @@ def test_prometheus_scrapes_each_workers_own_vllm_and_the_routers_metrics(render
     assert router["llm_router"] == ["127.0.0.1:29000"], router
     unit = rendered["r"]["unit"]
     assert "--prometheus-host 127.0.0.1 --prometheus-port 29000" in unit
+
+
+def test_each_host_checks_the_vllm_it_has_after_an_upgrade_or_in_doctor(rendered):
+    """upgrade_vllm_url: a worker's own vLLM (a roll verifies the host it just upgraded), the
+    router's door on the host that serves no model (doctor reads it there)."""
+    assert rendered["w0"]["facts"]["upgrade_url"] == f"http://{W0}:8000"
+    assert rendered["w1"]["facts"]["upgrade_url"] == f"http://{W1}:8000"
+    assert rendered["r"]["facts"]["upgrade_url"] == DOOR
