@@ -96,6 +96,17 @@ ROWS = [
         ["upgrade_driver_skip_image_check", "bool"],
         "Validating arguments against arg spec 'upgrade'",
     ),
+] + [
+    (
+        f"{playbook}-external-tier",
+        f"{playbook}.yml",
+        {"workstation_llm_source": "external", "workstation_llm_base_url": "http://192.0.2.2:8000"},
+        [f"{playbook}: localhost runs no vLLM of this project", "workstation_llm_source=external"],
+        "Refuse a host that runs no vLLM of this project",
+    )
+    # The external tier has no vLLM here: each operation on the model server refuses first
+    # (playbooks/tasks/serves-here.yml), before it asks a GPU or Docker anything.
+    for playbook in ("upgrade-vllm", "upgrade-model", "upgrade-driver")
 ]
 
 
