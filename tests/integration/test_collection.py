@@ -23,26 +23,23 @@ PLAYBOOK = shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     work = tmp_path_factory.mktemp("collection")
-    build = subprocess.run(
-        [GALAXY, "collection", "build", str(ROOT), "--output-path", str(work)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=work,
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+
+    def galaxy(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [GALAXY, "collection", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+            cwd=work,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    galaxy("build", str(ROOT), "--output-path", str(work))
     (archive,) = work.glob("agent_workstation-aw-*.tar.gz")
     target = work / "installed"
-    install = subprocess.run(
-        [GALAXY, "collection", "install", "--no-deps", "--force", "-p", str(target), str(archive)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        cwd=work,
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
+    install = galaxy("install", "--no-deps", "--force", "-p", str(target), str(archive))
     # --force: ansible-galaxy says "Nothing to do" and installs nothing when a copy exists in a
     # default path (ansible-lint puts one in ~/.ansible/collections); the copy must be HERE.
     assert (target / "ansible_collections/agent_workstation/aw/MANIFEST.json").is_file(), (

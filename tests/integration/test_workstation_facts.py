@@ -18,7 +18,9 @@ import yaml
 from conftest import BIN, ROOT, ansible_env
 
 
-def facts(user: str, check: bool = False, **extra: str) -> dict:
+def _run_facts(users: list[str], name: str, check: bool = False, **extra: str) -> list[dict]:
+    """A play that includes facts.yml once per user, then prints workstation_user_facts; the
+    json callback's task results."""
     play = [
         {
             "hosts": "localhost",
@@ -28,19 +30,20 @@ def facts(user: str, check: bool = False, **extra: str) -> dict:
                 {
                     "ansible.builtin.include_role": {"name": "workstation", "tasks_from": "facts"},
                     "vars": {"workstation_facts_user": user},
-                },
-                {"ansible.builtin.debug": {"var": "workstation_user_facts"}},
-            ],
+                }
+                for user in users
+            ]
+            + [{"ansible.builtin.debug": {"var": "workstation_user_facts"}}],
         }
     ]
-    playbook = ROOT / ".cache" / "test-workstation-facts.yml"
+    playbook = ROOT / ".cache" / f"test-workstation-{name}.yml"
     playbook.parent.mkdir(exist_ok=True)
     playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
     cmd = [shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook"]
     cmd += ["-i", "localhost,", "-c", "local", str(playbook)]
     cmd += ["--check"] if check else []
-    for name, value in extra.items():
-        cmd += ["-e", json.dumps({name: value})]
+    for var, value in extra.items():
+        cmd += ["-e", json.dumps({var: value})]
     proc = subprocess.run(
         cmd,
         check=False,
@@ -53,7 +56,11 @@ def facts(user: str, check: bool = False, **extra: str) -> dict:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    return json.loads(proc.stdout)["plays"][0]["tasks"]
+
+
+def facts(user: str, check: bool = False, **extra: str) -> dict:
+    tasks = _run_facts([user], "facts", check, **extra)
     return tasks[-1]["hosts"]["localhost"]["workstation_user_facts"]
 
 
@@ -89,40 +96,7 @@ def test_the_lookup_is_reused_only_for_the_same_existing_user():
     user, then the first again, each get their own facts, and the second include for the same
     user skips the lookup."""
     users = ["root", "nobody", "root", "root"]
-    play = [
-        {
-            "hosts": "localhost",
-            "gather_facts": False,
-            "roles": ["workstation"],
-            "tasks": [
-                {
-                    "ansible.builtin.include_role": {"name": "workstation", "tasks_from": "facts"},
-                    "vars": {"workstation_facts_user": user},
-                }
-                for user in users
-            ]
-            + [{"ansible.builtin.debug": {"var": "workstation_user_facts"}}],
-        }
-    ]
-    playbook = ROOT / ".cache" / "test-workstation-facts-reuse.yml"
-    playbook.parent.mkdir(exist_ok=True)
-    playbook.write_text(yaml.safe_dump(play), encoding="utf-8")
-    proc = subprocess.run(
-        [
-            shutil.which("ansible-playbook", path=str(BIN)) or "ansible-playbook",
-            *("-i", "localhost,", "-c", "local", str(playbook)),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=ansible_env(
-            ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_PYTHON_INTERPRETER=sys.executable
-        ),
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+    tasks = _run_facts(users, "facts-reuse")
     lookups = [t for t in tasks if t["task"]["name"] == "workstation : Look up the service user"]
     derived = [
         t
