@@ -8,6 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+# roles/agent_stack's resolved image references (_agent_stack_refs) for a template rendered
+# without the pull tasks: one placeholder per image key of images.yml.
+_STACK_IMAGE_KEYS = [
+    "vllm",
+    "openhands",
+    "openhands_agent_server",
+    "open_webui",
+    "qdrant",
+    "tei",
+    "redis",
+]
+STACK_IMAGE_REFS = {
+    key: {"ref": f"example/{key}:1", "pull": "missing", "tag": "1", "repository": f"example/{key}"}
+    for key in [*_STACK_IMAGE_KEYS, "socket_proxy"]
+}
+
 
 def run_local_playbook(playbook: Path, extra: dict, cwd: Path) -> None:
     """ansible-playbook PLAYBOOK on localhost (connection local) with EXTRA as -e JSON, reading

@@ -23,6 +23,7 @@ import sys
 
 import pytest
 import yaml
+from playbook_run import STACK_IMAGE_REFS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -213,12 +214,6 @@ PLAYBOOK = """
                        'upgrade_url': upgrade_vllm_url}} | to_json }}}}"
 """
 
-_KEYS = ["vllm", "openhands", "openhands_agent_server", "open_webui", "qdrant", "tei", "redis"]
-_REFS = {
-    key: {"ref": f"example/{key}:1", "pull": "missing", "tag": "1", "repository": f"example/{key}"}
-    for key in [*_KEYS, "socket_proxy"]
-}
-
 
 def _with_defaults(inventory: dict, *roles: str) -> dict:
     """INVENTORY with the roles' defaults as group `all` vars: below the host vars, as role
@@ -251,7 +246,7 @@ def rendered(tmp_path_factory):
         )
     )
     extra = {
-        "_agent_stack_refs": _REFS,
+        "_agent_stack_refs": STACK_IMAGE_REFS,
         "_agent_stack_secret": {"vllm_api_key": FLEET_KEY},
         "_agent_stack_docker_socket": "/run/user/1001/docker.sock",
         "_observability_disk_mountpoints": ["/"],

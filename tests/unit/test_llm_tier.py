@@ -15,7 +15,7 @@ import pathlib
 
 import pytest
 import yaml
-from playbook_run import run_local_playbook
+from playbook_run import STACK_IMAGE_REFS, run_local_playbook
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -147,19 +147,13 @@ PLAYBOOK = """
                        'secret_names': _agent_stack_secret_names}} | to_json }}}}"
 """
 
-_KEYS = ["vllm", "openhands", "openhands_agent_server", "open_webui", "qdrant", "tei", "redis"]
-_REFS = {
-    key: {"ref": f"example/{key}:1", "pull": "missing", "tag": "1", "repository": f"example/{key}"}
-    for key in [*_KEYS, "socket_proxy"]
-}
-
 
 def render(tmp_path: pathlib.Path, **override) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "render.yml").write_text(PLAYBOOK.format(roles=ROLES, out=tmp_path))
     (tmp_path / "ansible.cfg").write_text("[defaults]\nretry_files_enabled = false\n")
     extra = {
-        "_agent_stack_refs": _REFS,
+        "_agent_stack_refs": STACK_IMAGE_REFS,
         "_agent_stack_secret": {"vllm_api_key": SECRET},
         "_agent_stack_docker_socket": "/run/user/1001/docker.sock",
         "_observability_disk_mountpoints": ["/"],
