@@ -9,6 +9,7 @@
 #   6. pytest: tests/unit, tests/integration, tests/lint; then each package under packages/
 #      (mypy, then its own pytest)
 #   +  opt-in stage `real`: tests/real (real components: vLLM CPU build, Open WebUI, OpenHands)
+#      and the Molecule scenarios built on images of them (REAL_SCENARIOS below)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
 #   5 and 6 run as one job beside the scenarios (MOLECULE_JOBS at a time); results print at the end.
 # Options (environment):
@@ -16,6 +17,11 @@
 #   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
 #   MOLECULE_JOBS=2                      jobs side by side (the checks are one job, the first)
 #   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
+#   REAL_SCENARIOS="agent_stack:real ..."  scenarios that run only with the stage `real` (with
+#                                        `molecule` too): they run the stack's real software as
+#                                        images built from the tests/real venvs, and those builds
+#                                        alone take ~40 min on a fresh 2-core machine (README
+#                                        "Benchmarks"), more than the default run can hold.
 # Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -126,6 +132,7 @@ for s in lint pytest real; do [[ " $stages " == *" $s "* ]] && checks_wanted=1; 
 if [[ " $stages " == *" molecule "* ]]; then
   say "checks and molecule (${jobs} jobs at a time)"
   scenarios=()
+  real_scenarios=${REAL_SCENARIOS:-agent_stack:real sandbox_engine:stack}
   for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
     [ -f "$f" ] || continue
     scenario=$(basename "$(dirname "$f")")
@@ -139,6 +146,10 @@ if [[ " $stages " == *" molecule "* ]]; then
         [[ "$id" == "$want" || "$id" == "$want:default" || "${id%%:*}" == "$want" ]] && match=1
       done
       [ $match -eq 1 ] || continue
+    fi
+    if [[ " $real_scenarios " == *" $id "* && " $stages " != *" real "* ]]; then
+      echo "molecule: $id runs only with the stage 'real' (REAL_SCENARIOS)"
+      continue
     fi
     scenarios+=("$id")
   done
