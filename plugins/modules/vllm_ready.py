@@ -23,7 +23,7 @@ description:
     sends with C(ANTHROPIC_AUTH_TOKEN). No C(x-api-key), which vLLM answers with 401.
   - Then reads C(/metrics) (C(vllm:kv_cache_usage_perc), or the older
     C(vllm:gpu_cache_usage_perc), and the request gauges).
-  - With O(engine=sglang), the same layers against SGLang (0.5.17): its C(/health) answers 503
+  - With O(engine=sglang), the same layers against SGLang (0.5.17). Its C(/health) answers 503
     while it starts; C(/v1/models) lists only its one C(--served-model-name), so only the first
     of O(expected_models) must be listed and every alias is proven by the C(/v1/messages) check
     (SGLang serves any requested model name); C(/metrics) gives C(sglang:token_usage),

@@ -7,28 +7,20 @@ there before anything changes, one report line naming the variable, the value an
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-_spec = importlib.util.spec_from_file_location(
-    "bad_input", Path(__file__).with_name("test_bad_input.py")
-)
-bad_input = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bad_input)
+from test_bad_input import Row, _recap, _report_lines, _run, _up_to_check
 
 pytestmark = pytest.mark.slow
 
 SGLANG = {"workstation_llm_engine": "sglang"}
 
 ROWS = [
-    bad_input.Row(
+    Row(
         "sglang-tool-call-parser-unknown",
         {**SGLANG, "agent_stack_vllm_tool_call_parser": "qwen2_5_coder"},
         ['agent_stack_vllm_tool_call_parser="qwen2_5_coder"', "SGLang 0.5.17", "Fix: use one of"],
     ),
-    bad_input.Row(
+    Row(
         "sglang-with-vllm-extra-args",
         {**SGLANG, "agent_stack_vllm_extra_args": ["--enforce-eager"]},
         ["agent_stack_vllm_extra_args=['--enforce-eager']", "Fix: move them"],
@@ -37,21 +29,21 @@ ROWS = [
 
 
 def test_sglang_passes_the_check_stage(tmp_path):
-    run = bad_input._run(tmp_path, bad_input._up_to_check(tmp_path), SGLANG)
+    run = _run(tmp_path, _up_to_check(tmp_path), SGLANG)
     assert run.returncode == 0, run.stdout[-4000:]
     assert "CHECK: all checks passed." in run.stdout
-    assert bad_input._recap(run.stdout)["changed"] == 0
+    assert _recap(run.stdout)["changed"] == 0
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_what_sglang_cannot_serve_is_refused_before_anything_changes(row, tmp_path):
-    run = bad_input._run(tmp_path, "site.yml", row.override)
+    run = _run(tmp_path, "site.yml", row.override)
     output = run.stdout + run.stderr
     assert run.returncode != 0, run.stdout[-3000:]
     assert "Traceback (most recent call last)" not in output
-    assert bad_input._recap(run.stdout)["changed"] == 0
+    assert _recap(run.stdout)["changed"] == 0
     assert "PLAY [Prepare the host]" not in run.stdout
-    lines = bad_input._report_lines(run.stdout)
+    lines = _report_lines(run.stdout)
     assert lines[0].startswith("RESULT: "), lines[:2]
     matching = [line for line in lines if all(part in line for part in row.expect)]
     assert matching, f"no report line has all of {row.expect}:\n" + "\n".join(lines)
