@@ -47,3 +47,22 @@ def test_what_sglang_cannot_serve_is_refused_before_anything_changes(row, tmp_pa
     assert lines[0].startswith("RESULT: "), lines[:2]
     matching = [line for line in lines if all(part in line for part in row.expect)]
     assert matching, f"no report line has all of {row.expect}:\n" + "\n".join(lines)
+
+
+def test_upgrade_vllm_refuses_an_sglang_host_before_anything_changes(tmp_path):
+    # As tests/integration/test_operations_bad_input.py runs the operations (its helper).
+    from test_operations_bad_input import (
+        GOOD_DIGEST,
+        test_operation_refuses_before_anything_changes,
+    )
+
+    test_operation_refuses_before_anything_changes(
+        tmp_path,
+        (
+            "upgrade-vllm-sglang-host",
+            "upgrade-vllm.yml",
+            {**SGLANG, "vllm_new_image": GOOD_DIGEST},
+            ['workstation_llm_engine="sglang"', "not built for SGLang", "Fix: change the sglang"],
+            "Refuse an SGLang host",
+        ),
+    )
