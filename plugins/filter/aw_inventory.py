@@ -188,7 +188,7 @@ _LLM_URL = re.compile(
 
 
 def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
-    """The LLM tier (issue 17): what is not built yet (sglang), and external's URL.
+    """The LLM tier (issue 17): the engine (sglang only with local), and external's URL.
 
     The fleet tier's groups and addresses are fleet_problems' (it needs the inventory's groups).
 
@@ -210,12 +210,14 @@ def llm_endpoint_problems(values: Mapping[str, Any]) -> list[str]:
     if engine not in ("vllm", "sglang"):
         problems.append(
             f'workstation_llm_engine="{engine}" is not an engine this project knows. Fix: write '
-            "vllm (the only one built)."
+            "vllm (the default) or sglang (the local tier only)."
         )
-    if engine == "sglang":
+    if engine == "sglang" and source != "local":
         problems.append(
-            'workstation_llm_engine="sglang" is not built yet (issue 17). Fix: use vllm (the '
-            "default), or run SGLang yourself and point workstation_llm_source=external at it."
+            f'workstation_llm_engine="sglang" is built for workstation_llm_source="local" only, '
+            f'not "{source}" (the fleet workers and the router are tested with vLLM; an external '
+            "server is whatever you run). Fix: use workstation_llm_engine=vllm with this source, "
+            "or workstation_llm_source=local."
         )
     if source != "external":
         return problems

@@ -15,6 +15,17 @@ content blocks, ``stop_reason``/``finish_reason``) and the tool-call parser's ou
 call, when there is one, names the offered tool and carries arguments that parse as a JSON
 object); a model may answer in text instead, which is well-formed too. Shapes: vLLM's
 ``vllm/entrypoints/anthropic/serving.py`` and ``vllm/entrypoints/openai/chat_completion``.
+
+SGLang (``engine="sglang"``; read in SGLang 0.5.17's source, the PyPI wheel): ``/health``
+answers 503 while the server starts and 200 once up (srt/entrypoints/http_server.py); it serves
+``/v1/models``, ``/v1/chat/completions``, ``/v1/messages`` and ``/v1/messages/count_tokens``;
+its key check reads ``Authorization: Bearer`` only and leaves ``/health*`` and ``/metrics`` open
+(srt/utils/auth.py); ``/v1/models`` lists only the one ``--served-model-name``, and requests
+naming another model are served all the same (the handlers do not check it), so only the first
+expected name is looked for in ``/v1/models`` and every alias is proven by the ``/v1/messages``
+check; its gauges are ``sglang:token_usage`` (KV-cache pool usage, 0 to 1),
+``sglang:num_running_reqs`` and ``sglang:num_queue_reqs`` (srt/observability/
+metrics_collector.py), with ``--enable-metrics``.
 """
 
 from __future__ import annotations
@@ -31,6 +42,21 @@ from ansible_collections.agent_workstation.aw.plugins.module_utils.aw_promtext i
 )
 
 KV_CACHE_METRICS = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+ENGINES = ("vllm", "sglang")
+# Per engine: the KV-cache gauges (first found wins), then the running and waiting gauges.
+ENGINE_METRICS: dict[str, dict[str, Any]] = {
+    "vllm": {
+        "kv": KV_CACHE_METRICS,
+        "num_requests_running": "vllm:num_requests_running",
+        "num_requests_waiting": "vllm:num_requests_waiting",
+    },
+    "sglang": {
+        "kv": ("sglang:token_usage",),
+        "num_requests_running": "sglang:num_running_reqs",
+        "num_requests_waiting": "sglang:num_queue_reqs",
+    },
+}
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang"}
 ANTHROPIC_VERSION = "2023-06-01"
 # The one tool both tool-call checks offer.
 TOOL_NAME = "get_current_time"
@@ -48,8 +74,9 @@ OPENAI_FINISH_REASONS = ("stop", "length", "tool_calls")
 # ---------------------------------------------------------------- pure functions
 
 
-def summarize_metrics(text: str) -> dict[str, Any]:
+def summarize_metrics(text: str, engine: str = "vllm") -> dict[str, Any]:
     """KV-cache usage (max over engines/models) and request gauges (summed)."""
+    names = ENGINE_METRICS[engine]
     samples = parse_prometheus(text)
     result: dict[str, Any] = {
         "kv_cache_usage": None,
@@ -57,14 +84,14 @@ def summarize_metrics(text: str) -> dict[str, Any]:
         "num_requests_running": None,
         "num_requests_waiting": None,
     }
-    for name in KV_CACHE_METRICS:
+    for name in names["kv"]:
         found = [s.value for s in samples if s.name == name]
         if found:
             result["kv_cache_usage"] = max(found)
             result["kv_cache_metric"] = name
             break
     for key in ("num_requests_running", "num_requests_waiting"):
-        found = [s.value for s in samples if s.name == f"vllm:{key}"]
+        found = [s.value for s in samples if s.name == names[key]]
         if found:
             result[key] = sum(found)
     return result
@@ -81,7 +108,19 @@ def missing_models(expected: list[str], served: list[str]) -> list[str]:
     return [name for name in expected if name not in served]
 
 
-def served_model_name_fix(served: list[str], missing: list[str]) -> str:
+def listed_models(expected: list[str], engine: str = "vllm") -> list[str]:
+    """The expected names /v1/models must list: all for vLLM, the first for SGLang (one name)."""
+    return list(expected[:1]) if engine == "sglang" else list(expected)
+
+
+def served_model_name_fix(served: list[str], missing: list[str], engine: str = "vllm") -> str:
+    if engine == "sglang":
+        return (
+            f"the server lists {', '.join(repr(s) for s in served) or '(none)'}, not "
+            f"{', '.join(repr(m) for m in missing)}. SGLang serves one `--served-model-name`: "
+            f"start it with `--served-model-name {missing[0]}` (the first of "
+            "agent_stack_vllm_served_model_names), or make that name the first one."
+        )
     names = list(served) + [m for m in missing if m not in served]
     return (
         f"the server does not serve {', '.join(repr(m) for m in missing)}. Start vLLM with "
@@ -89,6 +128,12 @@ def served_model_name_fix(served: list[str], missing: list[str]) -> str:
         "or change the clients' model name to one of "
         f"{', '.join(repr(s) for s in served) or '(none served)'}."
     )
+
+
+def _tool_fix(engine: str) -> str:
+    if engine == "sglang":
+        return "SGLang needs the --tool-call-parser of this model."
+    return "vLLM needs --enable-auto-tool-choice and the --tool-call-parser of this model."
 
 
 def next_delay(current: float, poll_interval: float, factor: float = 2.0) -> float:
@@ -411,10 +456,14 @@ def wait_ready(
     check_messages: bool = False,
     check_tools: bool = False,
     request_timeout: float = 30.0,
+    engine: str = "vllm",
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Layered readiness; returns the module's result keys (never raises on HTTP errors)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} is not one of {', '.join(ENGINES)}")
+    label = ENGINE_NAMES[engine]
     base = url.rstrip("/")
     expected = list(expected_models or [])
     auth = client_headers("openai", api_key)
@@ -456,14 +505,14 @@ def wait_ready(
                 return done(
                     "timeout_loading",
                     f"{base} still refuses connections after {timeout:g} s ({reply.error}). "
-                    "vLLM does not listen while it loads the model; check `docker logs` of the "
-                    "vLLM container for an out-of-memory or download error, or raise timeout.",
+                    f"{label} does not listen while it loads the model; check `docker logs` of "
+                    "the container for an out-of-memory or download error, or raise timeout.",
                 )
             return done(
                 "timeout_unhealthy",
                 f"{base}/health answered {reply.status} until the {timeout:g} s timeout: the "
-                "engine is up but not healthy (it answers 503 after the engine died). Check "
-                "the container logs and restart it.",
+                f"{label} server is up but not healthy (503 after the engine died; SGLang also "
+                "while it starts). Check the container logs and restart it.",
             )
         sleep(min(delay, max(0.0, deadline - now)))
         delay = next_delay(delay, poll_interval)
@@ -478,11 +527,12 @@ def wait_ready(
             f"{base}/v1/models answered {reply.status}: {error_detail(reply.json(), reply.text)}",
         )
     result["models"] = served
-    missing = missing_models(expected, served)
+    missing = missing_models(listed_models(expected, engine), served)
     result["missing_models"] = missing
     if missing:
         return done(
-            "missing_models", f"vLLM is healthy but {served_model_name_fix(served, missing)}"
+            "missing_models",
+            f"{label} is healthy but {served_model_name_fix(served, missing, engine)}",
         )
 
     names = expected or served[:1]
@@ -515,7 +565,7 @@ def wait_ready(
                 detail = error_detail(body, reply.text or str(reply.error))
                 fix = ""
                 if reply.status == 404 and "does not exist" in detail:
-                    fix = " " + served_model_name_fix(served, [alias])
+                    fix = " " + served_model_name_fix(served, [alias], engine)
                 return done(
                     "messages_failed",
                     f"POST /v1/messages (Anthropic format) for {alias!r} answered "
@@ -551,8 +601,7 @@ def wait_ready(
             return done(
                 "tools_failed",
                 f"POST /v1/messages (streamed, one tool) for {model!r} answered {reply.status}: "
-                f"{verdict['problem']}. vLLM needs --enable-auto-tool-choice and the "
-                "--tool-call-parser of this model.",
+                f"{verdict['problem']}. {_tool_fix(engine)}",
             )
         reply = http(
             "POST", f"{base}/v1/chat/completions", auth, chat_tool_payload(model), request_timeout
@@ -567,15 +616,20 @@ def wait_ready(
             return done(
                 "tools_failed",
                 f"POST /v1/chat/completions (one tool) for {model!r} answered {reply.status}: "
-                f"{verdict['problem']}. vLLM needs --enable-auto-tool-choice and the "
-                "--tool-call-parser of this model.",
+                f"{verdict['problem']}. {_tool_fix(engine)}",
             )
 
     result["phase"] = "metrics"
     reply = http("GET", f"{base}/metrics", auth, timeout=request_timeout)
     if reply.status == 200:
-        result["metrics"] = summarize_metrics(reply.text)
+        result["metrics"] = summarize_metrics(reply.text, engine)
     else:
         result["metrics"] = {"error": f"/metrics answered {reply.status or reply.error}"}
     result["phase"] = "ready"
-    return done(None, f"vLLM at {base} is ready, serving {', '.join(served)}.")
+    if engine == "sglang" and len(expected) > 1:
+        return done(
+            None,
+            f"SGLang at {base} is ready, serving {', '.join(served)} (listed) and "
+            f"{', '.join(expected[1:])} (answered, not listed: SGLang lists one name).",
+        )
+    return done(None, f"{label} at {base} is ready, serving {', '.join(served)}.")

@@ -23,6 +23,11 @@ description:
     sends with C(ANTHROPIC_AUTH_TOKEN). No C(x-api-key), which vLLM answers with 401.
   - Then reads C(/metrics) (C(vllm:kv_cache_usage_perc), or the older
     C(vllm:gpu_cache_usage_perc), and the request gauges).
+  - With O(engine=sglang), the same layers against SGLang (0.5.17). Its C(/health) answers 503
+    while it starts; C(/v1/models) lists only its one C(--served-model-name), so only the first
+    of O(expected_models) must be listed and every alias is proven by the C(/v1/messages) check
+    (SGLang serves any requested model name); C(/metrics) gives C(sglang:token_usage),
+    C(sglang:num_running_reqs) and C(sglang:num_queue_reqs).
   - Uses only the Python standard library; changes nothing.
 version_added: "0.1.0"
 author: agent-workstation contributors
@@ -70,6 +75,12 @@ options:
     description: When false, a server that is not ready returns RV(ready)=false without failing.
     type: bool
     default: true
+  engine:
+    description: The server behind O(url), C(vllm) or C(sglang) (what C(/v1/models) lists, which
+      metrics to read, the fixes suggested).
+    type: str
+    choices: [vllm, sglang]
+    default: vllm
 attributes:
   check_mode:
     support: full
@@ -144,10 +155,10 @@ metrics:
       type: str
       sample: vllm:kv_cache_usage_perc
     num_requests_running:
-      description: Sum of C(vllm:num_requests_running).
+      description: Sum of C(vllm:num_requests_running) (SGLang C(sglang:num_running_reqs)).
       type: float
     num_requests_waiting:
-      description: Sum of C(vllm:num_requests_waiting).
+      description: Sum of C(vllm:num_requests_waiting) (SGLang C(sglang:num_queue_reqs)).
       type: float
 health_polls:
   description: How many times C(/health) was polled.
@@ -177,6 +188,7 @@ def main():
             "api_key": {"type": "str", "no_log": True},
             "api_key_file": {"type": "path"},
             "fail_on_not_ready": {"type": "bool", "default": True},
+            "engine": {"type": "str", "choices": ["vllm", "sglang"], "default": "vllm"},
         },
         mutually_exclusive=[["api_key", "api_key_file"]],
         supports_check_mode=True,
@@ -204,6 +216,7 @@ def main():
         check_messages=p["check_messages"],
         check_tools=p["check_tools"],
         request_timeout=p["request_timeout"],
+        engine=p["engine"],
     )
     if not result["ready"] and p["fail_on_not_ready"]:
         module.fail_json(changed=False, **result)

@@ -642,10 +642,16 @@ ROWS = [
         ],
         "inventory",
     ),
+    # sglang itself is built (tests/integration/test_sglang_bad_input.py); with another source
+    # than local it is refused.
     Row(
-        "llm-engine-sglang-not-built",
-        {"workstation_llm_engine": "sglang"},
-        ['workstation_llm_engine="sglang"', "not built yet (issue 17)", "Fix: use vllm"],
+        "llm-engine-sglang-not-local",
+        {
+            "workstation_llm_engine": "sglang",
+            "workstation_llm_source": "external",
+            "workstation_llm_base_url": "http://llm.example.lan:8000",
+        },
+        ['workstation_llm_engine="sglang"', 'local" only, not "external"', "Fix: use"],
         "inventory",
     ),
     Row(

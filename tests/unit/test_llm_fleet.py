@@ -63,11 +63,11 @@ def test_a_good_fleet_passes_and_other_tiers_are_not_read():
     assert aw_inventory.fleet_problems({"source": "external"}) == []
 
 
-def test_fleet_is_no_longer_refused_as_not_built_and_sglang_still_is():
+def test_fleet_is_no_longer_refused_as_not_built_and_sglang_is_refused_with_it():
     values = {"workstation_llm_source": "fleet", "workstation_llm_base_url": "http://x:8090"}
     assert aw_inventory.llm_endpoint_problems(values) == []
-    found = aw_inventory.llm_endpoint_problems({"workstation_llm_engine": "sglang"})
-    assert len(found) == 1 and "not built yet" in found[0], found
+    found = aw_inventory.llm_endpoint_problems({**values, "workstation_llm_engine": "sglang"})
+    assert len(found) == 1 and 'local" only, not "fleet"' in found[0], found
 
 
 @pytest.mark.parametrize(

@@ -87,8 +87,12 @@ def test_local_and_a_good_external_url_pass():
             ["loopback", "Fix: use the server's LAN"],
         ),
         (
-            {"workstation_llm_engine": "sglang"},
-            ['workstation_llm_engine="sglang"', "not built yet (issue 17)", "Fix: use vllm"],
+            {
+                "workstation_llm_engine": "sglang",
+                "workstation_llm_source": "external",
+                "workstation_llm_base_url": "http://llm.lan:8000",
+            },
+            ['workstation_llm_engine="sglang"', 'local" only, not "external"', "Fix: use"],
         ),
     ],
 )

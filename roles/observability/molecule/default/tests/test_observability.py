@@ -8,7 +8,13 @@ import yaml
 
 ROLE = pathlib.Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
-ALERT_NAMES = sorted(a["name"] for a in DEFAULTS["observability_alerts"])
+# This scenario is a local vLLM host: the SGLang alerts (another engine) and the fleet router's
+# (another host) are not rendered here (roles/observability vars, _observability_alert_drop).
+ALERT_NAMES = sorted(
+    a["name"]
+    for a in DEFAULTS["observability_alerts"]
+    if not a["name"].startswith(("Sglang", "LlmRouter"))
+)
 GRAFANA = "/srv/agent-workstation/observability/grafana"
 RULES = "/etc/prometheus/rules/agent-workstation.rules.yml"
 COMPOSE = "/srv/agent-workstation/compose/observability/compose.yml"
