@@ -127,6 +127,7 @@ def test_the_wiring_is_off_by_default_and_off_renders_as_before(off):
     assert _backend(off["cfg"]) == "/var/run/docker.sock"
     assert off["facts"]["openhands_url"] == "http://host.docker.internal:8000/v1"
     assert "aw-sandbox-engine" not in off["compose_text"] + off["cfg"]
+    assert "STARTUP" not in off["compose_text"]
 
 
 def test_on_points_the_proxy_at_the_sandbox_engine_socket_directory(on):
@@ -219,3 +220,12 @@ def test_bad_values_are_refused_naming_variable_value_and_fix(tmp_path, key, ove
     assert result.get("failed"), result
     assert expect in result["msg"], result["msg"]
     assert "Fix:" in result["msg"]
+
+
+def test_the_sandbox_start_time_is_rendered_only_when_set(tmp_path):
+    # Names read by openhands-ai 1.11.0's config_from_env(): DockerSandboxServiceInjector
+    # startup_grace_seconds, LiveStatusAppConversationServiceInjector sandbox_startup_timeout.
+    env = render(tmp_path, agent_stack_openhands_sandbox_startup_seconds=900)["compose"]
+    env = env["services"]["openhands"]["environment"]
+    assert env["OH_SANDBOX_STARTUP_GRACE_SECONDS"] == "900"
+    assert env["OH_APP_CONVERSATION_SANDBOX_STARTUP_TIMEOUT"] == "900"
