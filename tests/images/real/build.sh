@@ -86,6 +86,21 @@ build_one() {
     : >"$ctx/hf/agent-workstation/$(printf '%s@%s' "$vllm_model" "$vllm_revision" | tr '/' '_')"
     extra="model=$vllm_model@$vllm_revision tiny=$(cat "$model/.recipe")"
   fi
+  if [ "$comp" = openwebui ]; then
+    # qdrant-client: the real image installs backend/requirements.txt, which carries it; the
+    # PyPI wheel has it only in its `all` extra (open-webui 0.12.4 METADATA: qdrant-client==1.18.0),
+    # and Open WebUI imports it at start with VECTOR_DB=qdrant. Installed beside the venv (never
+    # into the shared tests/real venv), without dependencies: the venv has all but portalocker.
+    local extras="$work/openwebui-extras-qdrant-client-1.18.0"
+    if [ ! -f "$extras/.ready" ]; then
+      rm -rf "$extras"
+      "$venv/bin/python" -m pip install --no-input --disable-pip-version-check --progress-bar off \
+        --no-deps --target "$extras" qdrant-client==1.18.0 portalocker==3.2.0 >&2
+      touch "$extras/.ready"
+    fi
+    mkdir -p "$ctx/extras" && cp -a "$extras/." "$ctx/extras/" && rm -f "$ctx/extras/.ready"
+    extra="extras=qdrant-client==1.18.0,portalocker==3.2.0"
+  fi
   hash=$({ cat "$here/build.sh" "$ctx/Dockerfile"; [ ! -d "$ctx/files" ] || find "$ctx/files" -type f -print0 | sort -z | xargs -0 cat;
            echo "venv=$venv prefix=$prefix base=$base_id $extra ${excludes[*]}"; "$prefix/bin/python3" -VV; } | sha256sum | cut -c1-16)
   have=$(docker image inspect -f '{{ index .Config.Labels "org.agent-workstation.recipe" }}' "$tag" 2>/dev/null || true)

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -279,6 +280,73 @@ def test_openwebui_reranker_client_gets_reranker_scores(host):
     assert scores is not None and len(scores) == 2, out
     # The TEI stand-in scores shared words (not a model): the second text shares more.
     assert scores[1] > scores[0], scores
+
+
+DOC_TEXT = (
+    "The lighthouse keeper of Port Azure feeds seven cats every morning at dawn.\n"
+    "Gravel roads in the valley are repaired each spring by the village council.\n"
+)
+
+
+def test_openwebui_document_embedded_stored_and_reranked(host, webui_token, secrets):
+    """A document uploaded to the real Open WebUI is embedded (TEI stand-in), stored in the Qdrant
+    stand-in through Open WebUI's own qdrant-client, and a query's scores are the reranker's
+    (the TEI stand-in's /rerank through the role's adapter), not the fallback."""
+    auth = {"Authorization": f"Bearer {webui_token}"}
+    host.run(f"cat > /tmp/aw-lighthouse.txt <<'EOF'\n{DOC_TEXT}EOF")
+    up = sh(
+        host,
+        f"curl -sf -H 'Authorization: Bearer {webui_token}' "
+        "-F file=@/tmp/aw-lighthouse.txt http://127.0.0.1:3001/api/v1/files/",
+    )
+    file_id = json.loads(up)["id"]
+    state = None
+    for _ in range(300):
+        status, state = http(
+            host,
+            "GET",
+            f"http://127.0.0.1:3001/api/v1/files/{file_id}/process/status",
+            headers=auth,
+        )
+        if status == 200 and state.get("status") in {"completed", "failed"}:
+            break
+        time.sleep(1)
+    assert state and state.get("status") == "completed", state
+    # Stored in Qdrant (stand-in) under this file, with the content prefix-free text.
+    status, scrolled = http(
+        host,
+        "POST",
+        "http://127.0.0.1:6333/collections/open-webui_files/points/scroll",
+        {"limit": 100},
+        headers={"api-key": secrets["qdrant_api_key"]},
+    )
+    assert status == 200, scrolled
+    texts = [
+        p["payload"]["text"]
+        for p in scrolled["result"]["points"]
+        if p["payload"].get("metadata", {}).get("file_id") == file_id
+    ]
+    assert any("cats" in t for t in texts), scrolled
+    query = "Who feeds the cats?"
+    status, res = http(
+        host,
+        "POST",
+        "http://127.0.0.1:3001/api/v1/retrieval/query/doc",
+        {"collection_name": f"file-{file_id}", "query": query, "k": 2},
+        headers=auth,
+    )
+    assert status == 200, res
+    docs = res["documents"][0]
+    assert any("cats" in d for d in docs), res
+    # The same question to the reranker directly (TEI's own /rerank shape): the scores Open
+    # WebUI returned are exactly these, so they came from the reranker, not a fallback.
+    status, ranks = http(
+        host, "POST", "http://127.0.0.1:8082/rerank", {"query": query, "texts": docs}
+    )
+    assert status == 200, ranks
+    want = sorted(round(r["score"], 4) for r in ranks)
+    got = sorted(round(float(s), 4) for s in res["distances"][0])
+    assert got == want, {"openwebui": got, "reranker": want}
 
 
 def test_openwebui_settings_from_the_environment(host):
