@@ -13,13 +13,15 @@ ARG PYPREFIX
 COPY ${PYPREFIX} ${PYPREFIX}
 COPY ${VENV} ${VENV}
 COPY files/start.sh /app/backend/start.sh
+# qdrant-client 1.18.0 (+ portalocker), which the real image carries (build.sh says why).
+COPY extras/ ${VENV}/lib/python3.11/site-packages/
 # The PyPI layout: open_webui/ lies in site-packages, not in /app/backend as in the image; these
 # point Open WebUI at the image's data directory and at the wheel's frontend build.
 ENV PATH=${VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     DATA_DIR=/app/backend/data \
     FRONTEND_BUILD_DIR=${VENV}/lib/python3.11/site-packages/open_webui/frontend \
     ENV=prod PORT=8080 HOME=/root
-RUN mkdir -p /app/backend/data && python3 -c 'import open_webui, uvicorn'
+RUN mkdir -p /app/backend/data && python3 -c 'import open_webui, uvicorn, qdrant_client'
 WORKDIR /app/backend
 EXPOSE 8080
 CMD ["bash", "start.sh"]
