@@ -13,7 +13,6 @@ FROM ${BASE}
 # kernels with torch inductor at start; with no compiler the engine dies ("InvalidCxxCompiler: No
 # working C++ compiler found in torch._inductor.config.cpp.cxx: (None, 'g++')", seen with this
 # image on 2026-12-03). vLLM's own docker/Dockerfile.cpu installs gcc/g++ for the same reason.
-# NOT YET BUILT with g++: the image measured in README.md predates this line.
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 g++ >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 ARG VENV
