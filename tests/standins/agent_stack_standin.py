@@ -8,7 +8,13 @@ document, and each checks that it was wired the way roles/agent_stack wires the 
 - ``--kind qdrant``: started as ``./qdrant --config-path FILE`` like the real binary; reads the
   API key from that YAML fragment (``service.api_key``) and, like Qdrant, demands it (``api-key``
   header or ``Authorization: Bearer``) everywhere except /healthz, /livez, /readyz.
-  GET /collections, POST /snapshots, POST /collections/NAME/snapshots, GET / (version).
+  GET /collections, POST /snapshots, POST /collections/NAME/snapshots, GET / (version), and
+  an in-memory point store with the REST calls Open WebUI 0.12.4's Qdrant client makes
+  (``retrieval/vector/dbs/qdrant_multitenancy.py`` through qdrant-client): collection exists /
+  create / delete, payload index, points upsert, count, scroll, delete and ``points/query``
+  (cosine similarity, ``filter.must`` of ``{key, match: {value}}`` conditions only; any other
+  filter is answered 400 so a client relying on one fails visibly). Not Qdrant: no HNSW, no
+  persistence, no quantization, one unnamed vector per point.
 - ``--kind tei``: accepts exactly the command-line arguments of TEI 1.9.3
   (``router/src/main.rs``, ``struct Args``: an unknown one exits 2, as clap does, so
   ``--served-model-name`` passes and a typo does not); GET /health, /info; POST /embed,
@@ -290,6 +296,109 @@ def openhands_wiring() -> dict[str, Any]:
     }
 
 
+# The Qdrant stand-in's in-memory points: collection -> {"points": {id: point}}.
+QDRANT_COLLECTIONS: dict[str, dict[str, Any]] = {}
+
+
+def _qdrant_payload_value(payload: dict[str, Any], key: str) -> Any:
+    value: Any = payload
+    for part in key.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _qdrant_matches(point: dict[str, Any], flt: Any) -> bool:
+    """Qdrant's `filter` with `must` conditions of {key, match: {value}}; ValueError otherwise."""
+    if not flt:
+        return True
+    if not isinstance(flt, dict) or set(flt) - {"must"} - {k for k, v in flt.items() if not v}:
+        raise ValueError(f"stand-in supports filter.must only, got {flt}")
+    for cond in flt.get("must") or []:
+        if not (isinstance(cond, dict) and "key" in cond and "value" in (cond.get("match") or {})):
+            raise ValueError(f"stand-in supports {{key, match: {{value}}}} conditions only: {cond}")
+        if _qdrant_payload_value(point.get("payload") or {}, cond["key"]) != cond["match"]["value"]:
+            return False
+    return True
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = sum(x * x for x in a) ** 0.5
+    nb = sum(y * y for y in b) ** 0.5
+    return dot / (na * nb) if na and nb else 0.0
+
+
+def qdrant_points_route(method: str, path: str, body: Any) -> tuple[int, Any] | None:
+    """The point-store part of the Qdrant stand-in; None when PATH is not one of its routes."""
+    m = re.fullmatch(r"/collections/([^/]+)(/.*)?", path)
+    if not m:
+        return None
+    name, rest = m.group(1), m.group(2) or ""
+    coll = QDRANT_COLLECTIONS.get(name)
+    done = {"operation_id": 0, "status": "completed"}
+    if rest == "/exists" and method == "GET":
+        return 200, {"exists": coll is not None}
+    if rest == "" and method == "PUT":
+        QDRANT_COLLECTIONS.setdefault(name, {"points": {}, "config": body})
+        return 200, True
+    if rest == "" and method == "DELETE":
+        return 200, QDRANT_COLLECTIONS.pop(name, None) is not None
+    if rest == "" and method == "GET" and coll is not None:
+        n = len(coll["points"])
+        return 200, {"status": "green", "points_count": n, "indexed_vectors_count": n}
+    if coll is None:
+        return 404, {"error": f"Not found: Collection `{name}` doesn't exist!"}
+    body = body if isinstance(body, dict) else {}
+    try:
+        if rest == "/index" and method == "PUT":
+            return 200, done
+        if rest == "/points" and method == "PUT":
+            for point in body.get("points") or []:
+                coll["points"][str(point["id"])] = point
+            return 200, done
+        chosen = [p for p in coll["points"].values() if _qdrant_matches(p, body.get("filter"))]
+        if rest == "/points/count" and method == "POST":
+            return 200, {"count": len(chosen)}
+        if rest == "/points/delete" and method == "POST":
+            ids = {str(i) for i in body.get("points") or []}
+            if "filter" not in body and not ids:
+                raise ValueError("stand-in: points/delete needs points or filter")
+            for p in list(coll["points"].values()):
+                if (ids and str(p["id"]) in ids) or ("filter" in body and p in chosen):
+                    del coll["points"][str(p["id"])]
+            return 200, done
+        if rest == "/points/scroll" and method == "POST":
+            limit = int(body.get("limit") or 10)
+            offset = body.get("offset")
+            ordered = sorted(chosen, key=lambda p: str(p["id"]))
+            if offset is not None:
+                ordered = [p for p in ordered if str(p["id"]) >= str(offset)]
+            page, more = ordered[:limit], ordered[limit:]
+            points = [{"id": p["id"], "payload": p.get("payload")} for p in page]
+            return 200, {"points": points, "next_page_offset": more[0]["id"] if more else None}
+        if rest == "/points/query" and method == "POST":
+            query = body.get("query")
+            if isinstance(query, dict) and list(query) == ["nearest"]:
+                query = query["nearest"]  # qdrant-client sends NearestQuery as {"nearest": [...]}
+            if not isinstance(query, list):
+                raise ValueError(f"stand-in supports a plain vector as query, got {type(query)}")
+            scored = sorted(
+                ({**p, "score": _cosine(query, p.get("vector") or [])} for p in chosen),
+                key=lambda p: p["score"],
+                reverse=True,
+            )[: int(body.get("limit") or 10)]
+            points = [
+                {"id": p["id"], "version": 0, "score": p["score"], "payload": p.get("payload")}
+                for p in scored
+            ]
+            return 200, {"points": points}
+    except (ValueError, KeyError, TypeError) as exc:
+        return 400, {"error": str(exc)}
+    return 404, {"error": f"stand-in: no route {method} {path}"}
+
+
 def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequestHandler]:
     reranker = "rerank" in (args.model_id or "")
 
@@ -329,6 +438,12 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
         def do_POST(self) -> None:
             self.route("POST")
 
+        def do_PUT(self) -> None:
+            self.route("PUT")
+
+        def do_DELETE(self) -> None:
+            self.route("DELETE")
+
         def route(self, method: str) -> None:
             path = self.path.split("?")[0]
             kind = args.kind
@@ -347,8 +462,9 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                         200, {"title": "qdrant - vector search engine", "version": QDRANT_VERSION}
                     )
                 if path == "/collections" and method == "GET":
+                    names = [{"name": n} for n in sorted(QDRANT_COLLECTIONS)]
                     return self.send(
-                        200, {"result": {"collections": []}, "status": "ok", "time": 1e-5}
+                        200, {"result": {"collections": names}, "status": "ok", "time": 1e-5}
                     )
                 if method == "POST" and (
                     path == "/snapshots" or re.fullmatch(r"/collections/[^/]+/snapshots", path)
@@ -359,6 +475,12 @@ def make_handler(args: argparse.Namespace, key: str | None) -> type[BaseHTTPRequ
                         "size": 0,
                     }
                     return self.send(200, {"result": snap, "status": "ok", "time": 1e-3})
+                routed = qdrant_points_route(method, path, self.body())
+                if routed is not None:
+                    code, result = routed
+                    if code == 200:
+                        return self.send(200, {"result": result, "status": "ok", "time": 1e-4})
+                    return self.send(code, {"status": result, "time": 0})
                 return self.send(404, {"status": {"error": f"Not found: {path}"}, "time": 0})
             if kind == "tei":
                 if path == "/health":
