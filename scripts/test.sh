@@ -100,7 +100,7 @@ run_checks() {
     check_stage yamllint yamllint -s .
     check_stage ansible-lint ansible-lint --offline -q
     check_stage ruff bash -c 'ruff check . && ruff format --check .'
-    check_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/real/*.sh .ci/run'
+    check_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/images/real/*.sh tests/images/real/files/*/*.sh tests/real/*.sh .ci/run'
   fi
   if [[ " $stages " == *" pytest "* ]]; then
     check_stage pytest pytest -q -p no:cacheprovider
@@ -154,7 +154,7 @@ if [[ " $stages " == *" molecule "* ]]; then
     scenarios+=("$id")
   done
   # The longest scenarios start first, so the last slot is not left with a long one alone.
-  first=${MOLECULE_FIRST:-sandbox_engine:default nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
+  first=${MOLECULE_FIRST:-sandbox_engine:default site:fleet nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
   ordered=()
   [ "$checks_wanted" -eq 1 ] && ordered+=(checks)
   for id in $first; do
