@@ -66,3 +66,18 @@ def test_upgrade_vllm_refuses_an_sglang_host_before_anything_changes(tmp_path):
             "Refuse an SGLang host",
         ),
     )
+
+
+def test_upgrade_model_refuses_an_sglang_host_before_anything_changes(tmp_path):
+    from test_operations_bad_input import test_operation_refuses_before_anything_changes
+
+    test_operation_refuses_before_anything_changes(
+        tmp_path,
+        (
+            "upgrade-model-sglang-host",
+            "upgrade-model.yml",
+            SGLANG,
+            ['workstation_llm_engine="sglang"', "not built for SGLang", "Nothing was changed"],
+            "Refuse an SGLang host",
+        ),
+    )
