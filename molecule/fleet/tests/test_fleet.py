@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -153,19 +154,36 @@ def test_messages_pass_the_door_with_an_anthropic_client_header(host):
     assert json.loads(res["body"])["type"] == "message", res
 
 
+def _worker_health(host, address: str) -> float | None:
+    out = host.check_output("curl -fsS http://127.0.0.1:29000/metrics")
+    want = f'vllm_router_worker_health{{worker="http://{address}:8000"}} '
+    values = [float(line[len(want) :]) for line in out.splitlines() if line.startswith(want)]
+    return values[0] if values else None
+
+
 # Last in this file (every test takes `host`, so pytest keeps the file's order): it stops a worker.
-def test_a_stopped_worker_leaves_the_other_serving(host):
+def test_a_stopped_worker_is_routed_around_once_the_router_sees_it(host):
+    # vllm-router 0.1.17 learns a worker is gone from its health checks: a request in the
+    # seconds before that can fail (seen: 2 of 6 got 500 "error sending request"), so the
+    # check waits until the router's own gauge marks the worker unhealthy, then requires
+    # every request to succeed on the other worker.
     dead, alive = list(WORKERS.items())
+    assert _worker_health(host, dead[1]) == 1.0, "the router does not see the worker as healthy"
     worker = _worker(dead[0])
     worker.run("systemctl stop aw-fleet-vllm")
     try:
+        for _ in range(60):
+            if _worker_health(host, dead[1]) == 0.0:
+                break
+            time.sleep(2)
+        assert _worker_health(host, dead[1]) == 0.0, "the router never marked the worker down"
         before = _successes(_worker(alive[0]), alive[1])
-        bodies = [_chat(f"after the stop {i}") for i in range(6)]
         results = []
-        for body in bodies:  # one at a time, as users come and go
+        for i in range(6):  # one at a time, as users come and go
             results += _requests(
                 host, "POST", "/v1/chat/completions",
-                {"Authorization": "Bearer " + _key("alice_key_rotated")}, [body],
+                {"Authorization": "Bearer " + _key("alice_key_rotated")},
+                [_chat(f"after the stop {i}")],
             )  # fmt: skip
         assert [r["status"] for r in results] == [200] * 6, results
         assert _successes(_worker(alive[0]), alive[1]) - before == 6
