@@ -318,6 +318,8 @@ def test_the_router_unit_reaches_both_workers_from_loopback_without_a_key(render
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--port") + 1] == "8091"
     assert argv[argv.index("--policy") + 1] == "cache_aware"
+    # vllm-router 0.1.17 checks worker health every 60 s unless told (router_args.py): 10 here.
+    assert argv[argv.index("--health-check-interval-secs") + 1] == "10"
     assert argv[argv.index("--worker-urls") + 1 :] == [f"http://{W0}:8000", f"http://{W1}:8000"]
     assert "--api-key" not in argv and FLEET_KEY not in unit
     assert "LoadCredential=worker_key:/srv/agent-workstation/secrets/vllm_api_key" in unit
