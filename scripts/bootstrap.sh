@@ -58,4 +58,4 @@ done
 rm -f "$venv"/.agent-workstation-*
 echo "$want" > "$stamp"
 [ "$group" = site ] || echo "$want" > "$venv/.agent-workstation-site"
-say "ready: $("$venv/bin/ansible" --version | head -n 1)"
+say "ready: $("$venv/bin/ansible" --version | sed -n 1p)"
