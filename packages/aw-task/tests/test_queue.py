@@ -244,8 +244,10 @@ def test_kill_9_mid_task_loses_nothing_and_it_finishes_exactly_once(
     assert queue.get(task.id).state is State.RUNNING
     pending = queue.r.xpending(config.stream, config.group)
     assert pending["pending"] == 1
+    # The second worker's idle window (1 s) is shorter than the time until the dead worker's
+    # entry turns claimable (the 3 s visibility timeout): it must wait for it, not exit idle.
     second = subprocess.run(
-        cmd,
+        [*cmd[:-1], "1"],
         env=_worker_env(config, url, "w-one" if same_consumer else "w-two"),
         timeout=60,
         check=True,

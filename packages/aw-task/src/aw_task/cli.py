@@ -62,7 +62,14 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run the worker (the systemd user service runs this)")
     w.add_argument("--concurrency", type=int, help="tasks at once (overrides the config)")
-    w.add_argument("--exit-when-idle", type=float, help="stop after this many idle seconds")
+    w.add_argument(
+        "--exit-when-idle",
+        type=float,
+        help=(
+            "stop after this many seconds with nothing queued, running or pending in the group "
+            "(drains the queue, a dead worker's tasks included)"
+        ),
+    )
     return p
 
 

@@ -228,6 +228,15 @@ class Queue:
         )
         return _entries(reply[0][1] if reply else [])
 
+    def pending_count(self) -> int:
+        """Entries delivered to some consumer and not yet finished (the group's PEL), including
+        those of a worker that died: they become claimable after the visibility timeout."""
+        try:
+            summary: dict[str, Any] = self.r.xpending(self.stream, self.group)
+        except redis.ResponseError:
+            return 0
+        return int(summary.get("pending", 0))
+
     def entries_for(self, task_id: str) -> list[str]:
         raw = cast("list[Any]", self.r.xrange(self.stream, "-", "+"))
         return [entry_id for entry_id, task in _entries(raw) if task == task_id]

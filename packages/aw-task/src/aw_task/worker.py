@@ -159,7 +159,12 @@ class Worker:
                 for entry_id, task_id in self._deliveries(free):
                     if self._take(entry_id, task_id, pool):
                         started += 1
-                if started or self.held:
+                # Idle means nothing to do anywhere: nothing held here, nothing started, and no
+                # entry pending in the group. A dead worker's entry counts: it becomes claimable
+                # only after the visibility timeout, and a worker that quit before then would
+                # leave it (seen in CI: a drain worker started right after a SIGKILL exited 3 s
+                # later, a few ms before the entry turned claimable).
+                if started or self.held or self.queue.pending_count():
                     idle_since = time.monotonic()
                 elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                     break
