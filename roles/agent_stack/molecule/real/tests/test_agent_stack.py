@@ -275,7 +275,14 @@ print(json.dumps(None if scores is None else [float(s) for s in scores]))
 
 def test_openwebui_reranker_client_gets_reranker_scores(host):
     cid = sh(host, f"{DOCKER} ps -q --filter label=com.docker.compose.service=open-webui").strip()
-    out = sh(host, f"{DOCKER} exec {cid} python3 -c {shlex.quote(_RERANK_PROBE)}")
+    # The probe is a second Python process importing open_webui, which refuses to import without
+    # WEBUI_SECRET_KEY (the server gets it from its secret file through the role's shim): a
+    # throw-away value for this process only.
+    out = sh(
+        host,
+        f"{DOCKER} exec -e WEBUI_SECRET_KEY=probe-only {cid} python3 -c "
+        f"{shlex.quote(_RERANK_PROBE)}",
+    )
     scores = json.loads(out.strip().splitlines()[-1])
     assert scores is not None and len(scores) == 2, out
     # The TEI stand-in scores shared words (not a model): the second text shares more.
@@ -404,15 +411,19 @@ def test_openhands_environment(containers):
 
 def test_every_listener_is_on_localhost_under_rootless(host):
     """Under rootless Docker the published ports are bound by RootlessKit in the host's network
-    namespace: every one of the stack's ports listens on 127.0.0.1 only."""
+    namespace: every one of the stack's ports listens on 127.0.0.1 only, each socket owned by
+    the service user inside its engine's user unit. (Owner and cgroup from `ss -e`: `ss -p`
+    names the process only for some of RootlessKit's sockets, seen 2026-12-03.)"""
     ports = {"8000", "3000", "3001", "6333", "6379", "8081", "8082"}
-    out = sh(host, "ss -Hltnp")
+    uid = host.user("agent").uid
+    unit = f"user@{uid}.service/app.slice/docker.service"
+    out = sh(host, "ss -Hltne")
     seen = {}
     for line in out.splitlines():
         local = line.split()[3]
         addr, port = local.rsplit(":", 1)
         if port in ports:
-            seen.setdefault(port, set()).add((addr, "rootlesskit" in line))
+            seen.setdefault(port, set()).add((addr, f"uid:{uid} " in line and unit in line))
     assert set(seen) == ports, seen
     for port, binds in seen.items():
         assert binds == {("127.0.0.1", True)}, (port, binds)
