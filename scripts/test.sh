@@ -17,7 +17,7 @@
 #   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
 #   MOLECULE_JOBS=2                      jobs side by side (the checks are one job, the first)
 #   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
-#   REAL_SCENARIOS="agent_stack:real ..."  scenarios that run only with the stage `real` (with
+#   REAL_SCENARIOS="sandbox_engine:stack ..."  scenarios that run only with the stage `real` (with
 #                                        `molecule` too): they run the stack's real software as
 #                                        images built from the tests/real venvs, and those builds
 #                                        alone take ~40 min on a fresh 2-core machine (README
@@ -132,7 +132,7 @@ for s in lint pytest real; do [[ " $stages " == *" $s "* ]] && checks_wanted=1; 
 if [[ " $stages " == *" molecule "* ]]; then
   say "checks and molecule (${jobs} jobs at a time)"
   scenarios=()
-  real_scenarios=${REAL_SCENARIOS:-agent_stack:real sandbox_engine:stack}
+  real_scenarios=${REAL_SCENARIOS:-sandbox_engine:stack}
   for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
     [ -f "$f" ] || continue
     scenario=$(basename "$(dirname "$f")")

@@ -5,7 +5,7 @@
 #   roles/nvidia_driver/molecule/default/prepare.yml      fake nvidia-smi (recorded capture)
 #   roles/nvidia_container_toolkit/molecule/default/...   stand-in toolkit package + file: repo
 #   roles/docker_rootless/molecule/default/prepare.yml    /dev/net/tun, /dev/fuse, /proc unmasked
-#   roles/agent_stack/molecule/default/prepare.yml        rootful docker.io + stand-in images
+#   molecule/operations/prepare.yml                       rootful docker.io + stand-in images
 #   roles/observability/molecule/default/prepare.yml      DCGM exporter stand-in
 set -euo pipefail
 cd /opt/aw

