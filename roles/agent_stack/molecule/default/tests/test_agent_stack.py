@@ -7,10 +7,14 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests/molecule_helpers"))
+from openhands_rest import container_of, converse, vllm_requests
 
 PROJECT = "/srv/agent-workstation/compose/agent-stack"
 SECRETS = "/srv/agent-workstation/secrets"
@@ -700,3 +704,39 @@ def started_at(host) -> dict[str, str]:
         c["Name"]: c["State"]["StartedAt"]
         for c in json.loads(sh(host, f"{DOCKER} inspect {' '.join(ids)}"))
     }
+
+
+# --- a conversation in a sandbox, on the shipped default (sandboxes on the service user's
+# engine): the agent-server reaches vLLM and the app's webhooks at host.docker.internal, which
+# roles/docker_rootless points at the host's loopback (host-gateway-ip 10.0.2.2). This path
+# keeps network egress (roles/sandbox_engine is the no-egress one, its `stack` scenario).
+@pytest.fixture(scope="module")
+def conversation(host):
+    return converse(host, "agent_stack default")
+
+
+def test_a_conversation_in_a_sandbox_reaches_vllm_and_finishes(host, conversation):
+    names = sh(host, f"{DOCKER} ps --format '{{{{.Names}}}}'").split()
+    assert container_of(conversation) in names, (conversation["task"], names)
+    assert vllm_requests(host) > conversation["vllm_before"]
+    assert conversation["conversation"].get("execution_status") == "finished", conversation
+
+
+def test_sandbox_ports_listen_on_the_hosts_loopback_only(host, conversation):
+    """OpenHands publishes the sandbox's ports with no host IP; the engine's "ip" keeps them on
+    127.0.0.1 (not reachable from off the host)."""
+    name = container_of(conversation)
+    ports = [
+        line.rsplit(":", 1)[1]
+        for line in sh(host, f"{DOCKER} port {name}").splitlines()
+        if line.strip()
+    ]
+    assert ports, f"{name} publishes no port"
+    listeners = sh(host, "ss -Hltn").split("\n")
+    for port in ports:
+        addrs = {
+            ln.split()[3].rsplit(":", 1)[0]
+            for ln in listeners
+            if ln.split() and ln.split()[3].endswith(f":{port}")
+        }
+        assert addrs == {"127.0.0.1"}, (port, addrs)

@@ -72,6 +72,12 @@ def test_daemon_json(host):
     assert daemon["log-driver"] == "json-file"
     assert daemon["log-opts"] == {"max-size": "10m", "max-file": "3"}
     assert daemon["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert daemon["ip"] == "127.0.0.1"
+    # host.docker.internal is the host's loopback exactly when that is open (slirp4netns).
+    loopback_open = host.file(f"/home/{USER}/.config/systemd/user/docker.service").contains(
+        "DISABLE_HOST_LOOPBACK=false"
+    )
+    assert daemon.get("host-gateway-ip") == ("10.0.2.2" if loopback_open else None), daemon
 
 
 def test_rootful_engine_is_off(host):

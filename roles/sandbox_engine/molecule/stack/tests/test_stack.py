@@ -10,19 +10,24 @@ Each failure expected has its control from the same sandbox container.
 """
 
 import json
-import shlex
-import time
+import sys
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tests/molecule_helpers"))
+from openhands_rest import (
+    APP,
+    PREFIX,
+    container_of,
+    converse,
+    http_json,
+    vllm_requests,
+)
+
 SANDBOX = "agent-sandbox"
 MAIN = "agent"
-APP = "http://127.0.0.1:3000"
-VLLM = "http://127.0.0.1:8000"
 TABLE = "inet aw_sandbox"
-PREFIX = "oh-agent-server-"  # DockerSandboxServiceInjector.container_name_prefix (1.11.0)
-START_S = 1200
-RUN_S = 1200
 
 
 def docker(host, user, args):
@@ -40,23 +45,6 @@ def sandboxes(host, user):
     return [n for n in out.stdout.split() if n]
 
 
-def http_json(host, method, url, body=None):
-    data = ""
-    if body is not None:
-        data = f"-H 'Content-Type: application/json' --data {shlex.quote(json.dumps(body))}"
-    out = host.run(f"curl -sS --max-time 30 -X {method} {data} {url}")
-    assert out.rc == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def vllm_requests(host):
-    """vLLM's finished-request counter (its /metrics needs no key), summed over labels."""
-    text = host.check_output(f"curl -sS --max-time 10 {VLLM}/metrics")
-    lines = [x for x in text.splitlines() if x.startswith("vllm:request_success_total")]
-    assert lines, "vllm:request_success_total missing from /metrics"
-    return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
-
-
 def drop_count(host):
     rules = host.check_output(f"nft list table {TABLE}")
     line = next(x for x in rules.splitlines() if "aw-sandbox-drop" in x)
@@ -66,40 +54,8 @@ def drop_count(host):
 @pytest.fixture(scope="module")
 def conversation(host):
     """One conversation started through the REST API, followed until it ends."""
-    before = vllm_requests(host)
     assert sandboxes(host, SANDBOX) == [], "a sandbox ran before the conversation"
-    task = http_json(
-        host,
-        "POST",
-        f"{APP}/api/v1/app-conversations",
-        {
-            "initial_message": {
-                "role": "user",
-                "content": [{"type": "text", "text": "Say hello, then finish."}],
-                "run": True,
-            },
-            "title": "sandbox-engine wiring",
-        },
-    )
-    started = time.time()
-    while True:
-        url = f"{APP}/api/v1/app-conversations/start-tasks?ids={task['id']}"
-        found = http_json(host, "GET", url)
-        task = found[0] or task
-        if task.get("status") in ("READY", "ERROR") or time.time() - started > START_S:
-            break
-        time.sleep(5)
-    start_s = time.time() - started
-    assert task.get("status") == "READY", task
-    conv_id = task["app_conversation_id"]
-    conv = {}
-    while time.time() - started < START_S + RUN_S:
-        conv = http_json(host, "GET", f"{APP}/api/v1/app-conversations?ids={conv_id}")[0] or {}
-        if conv.get("execution_status") in ("finished", "error", "stuck"):
-            break
-        time.sleep(5)
-    print(f"sandbox ready in {start_s:.0f}s, conversation ended after {time.time() - started:.0f}s")
-    return {"task": task, "conversation": conv, "vllm_before": before}
+    return converse(host, "sandbox-engine wiring")
 
 
 def test_the_settings_name_the_llm_as_a_sandbox_reaches_it(host):
@@ -117,12 +73,6 @@ def test_the_proxy_drives_the_sandbox_engine_not_the_service_users(host):
     sources = [m["Source"] for m in inspect[0]["Mounts"]]
     assert "/var/lib/aw-sandbox-engine" in sources, sources
     assert not any(s.startswith("/run/user/") for s in sources), sources
-
-
-def container_of(conversation):
-    """The sandbox's container name: SandboxInfo.id is the container's name (1.11.0)."""
-    sandbox_id = conversation["task"]["sandbox_id"]
-    return sandbox_id if sandbox_id.startswith(PREFIX) else PREFIX + sandbox_id
 
 
 def test_a_conversation_runs_on_the_sandbox_engine_and_reaches_vllm(host, conversation):

@@ -1,0 +1,78 @@
+"""Shared by Molecule scenarios' testinfra tests: a conversation started through the REAL
+OpenHands app's REST API (openhands-ai 1.11.0; the routes and shapes as
+packages/aw-task/src/aw_task/openhands.py reads them), followed until it ends, and vLLM's
+finished-request counter. Imported by roles/agent_stack/molecule/default and
+roles/sandbox_engine/molecule/stack (sys.path from the repository root)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+APP = "http://127.0.0.1:3000"
+VLLM = "http://127.0.0.1:8000"
+PREFIX = "oh-agent-server-"  # DockerSandboxServiceInjector.container_name_prefix (1.11.0)
+
+
+def http_json(host: Any, method: str, url: str, body: object = None) -> Any:
+    data = ""
+    if body is not None:
+        data = f"-H 'Content-Type: application/json' --data {shlex.quote(json.dumps(body))}"
+    out = host.run(f"curl -sS --max-time 30 -X {method} {data} {url}")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def vllm_requests(host: Any) -> float:
+    """vLLM's finished-request counter (its /metrics needs no key), summed over labels."""
+    text = host.check_output(f"curl -sS --max-time 10 {VLLM}/metrics")
+    lines = [x for x in text.splitlines() if x.startswith("vllm:request_success_total")]
+    assert lines, "vllm:request_success_total missing from /metrics"
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
+
+
+def converse(host: Any, title: str, start_s: float = 1200, run_s: float = 1200) -> dict:
+    """Start one conversation (POST /api/v1/app-conversations), wait for its start task to be
+    READY and the conversation to end; returns the start task, the conversation and vLLM's
+    counter before it."""
+    before = vllm_requests(host)
+    task = http_json(
+        host,
+        "POST",
+        f"{APP}/api/v1/app-conversations",
+        {
+            "initial_message": {
+                "role": "user",
+                "content": [{"type": "text", "text": "Say hello, then finish."}],
+                "run": True,
+            },
+            "title": title,
+        },
+    )
+    started = time.time()
+    while True:
+        url = f"{APP}/api/v1/app-conversations/start-tasks?ids={task['id']}"
+        found = http_json(host, "GET", url)
+        task = found[0] or task
+        if task.get("status") in ("READY", "ERROR") or time.time() - started > start_s:
+            break
+        time.sleep(5)
+    start_took = time.time() - started
+    assert task.get("status") == "READY", task
+    conv_id = task["app_conversation_id"]
+    conv: dict = {}
+    while time.time() - started < start_s + run_s:
+        conv = http_json(host, "GET", f"{APP}/api/v1/app-conversations?ids={conv_id}")[0] or {}
+        if conv.get("execution_status") in ("finished", "error", "stuck"):
+            break
+        time.sleep(5)
+    print(f"sandbox ready in {start_took:.0f}s, conversation ended after {time.time() - started:.0f}s")
+    return {"task": task, "conversation": conv, "vllm_before": before}
+
+
+def container_of(conversation: dict) -> str:
+    """The sandbox's container name: SandboxInfo.id is the container's name (1.11.0)."""
+    sandbox_id = conversation["task"]["sandbox_id"]
+    return sandbox_id if sandbox_id.startswith(PREFIX) else PREFIX + sandbox_id
