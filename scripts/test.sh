@@ -9,7 +9,7 @@
 #   6. pytest: tests/unit, tests/integration, tests/lint; then each package under packages/
 #      (mypy, then its own pytest)
 #   +  opt-in stage `real`: tests/real (real components: vLLM CPU build, Open WebUI, OpenHands)
-#      and the Molecule scenarios built on images of them (REAL_SCENARIOS below)
+#      and any Molecule scenario listed in REAL_SCENARIOS (none by default)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
 #   5 and 6 run as one job beside the scenarios (MOLECULE_JOBS at a time); results print at the end.
 # Options (environment):
@@ -17,11 +17,9 @@
 #   TEST_SCENARIOS="base caddy site:backup"  only these scenarios (ROLE[:SCENARIO] or site:NAME)
 #   MOLECULE_JOBS=2                      jobs side by side (the checks are one job, the first)
 #   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
-#   REAL_SCENARIOS="sandbox_engine:stack ..."  scenarios that run only with the stage `real` (with
-#                                        `molecule` too): they run the stack's real software as
-#                                        images built from the tests/real venvs, and those builds
-#                                        alone take ~40 min on a fresh 2-core machine (README
-#                                        "Benchmarks"), more than the default run can hold.
+#   REAL_SCENARIOS="ROLE:SCENARIO ..."  scenarios that run only with the stage `real` (with
+#                                        `molecule` too); none by default: agent_stack:default and
+#                                        sandbox_engine:stack run the real stack in every run.
 # Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -132,7 +130,7 @@ for s in lint pytest real; do [[ " $stages " == *" $s "* ]] && checks_wanted=1; 
 if [[ " $stages " == *" molecule "* ]]; then
   say "checks and molecule (${jobs} jobs at a time)"
   scenarios=()
-  real_scenarios=${REAL_SCENARIOS:-sandbox_engine:stack}
+  real_scenarios=${REAL_SCENARIOS:-}
   for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
     [ -f "$f" ] || continue
     scenario=$(basename "$(dirname "$f")")
@@ -154,7 +152,7 @@ if [[ " $stages " == *" molecule "* ]]; then
     scenarios+=("$id")
   done
   # The longest scenarios start first, so the last slot is not left with a long one alone.
-  first=${MOLECULE_FIRST:-sandbox_engine:default site:fleet nvidia_driver:upgrade code_index:default agent_stack:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
+  first=${MOLECULE_FIRST:-agent_stack:default sandbox_engine:stack sandbox_engine:default site:fleet nvidia_driver:upgrade code_index:default caddy:default site:operations site:model-upgrade nvidia_driver:default}
   ordered=()
   [ "$checks_wanted" -eq 1 ] && ordered+=(checks)
   for id in $first; do
