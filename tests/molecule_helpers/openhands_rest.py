@@ -68,7 +68,8 @@ def converse(host: Any, title: str, start_s: float = 1200, run_s: float = 1200) 
         if conv.get("execution_status") in ("finished", "error", "stuck"):
             break
         time.sleep(5)
-    print(f"sandbox ready in {start_took:.0f}s, conversation ended after {time.time() - started:.0f}s")
+    ended = time.time() - started
+    print(f"sandbox ready in {start_took:.0f}s, conversation ended after {ended:.0f}s")
     return {"task": task, "conversation": conv, "vllm_before": before}
 
 
