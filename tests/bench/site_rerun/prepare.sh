@@ -97,6 +97,10 @@ for t in vllm qdrant tei openwebui openhands redis; do
   docker build -q -f /var/tmp/aw-ctx/standins/agent-stack.Dockerfile --build-arg BASE=agent-workstation/standin-base:test \
     --target "$t" -t "agent-workstation/standin-$t:test" /var/tmp/aw-ctx >/dev/null
 done
+# The sandbox image under the plain name only (a new image id: OpenHands starts sandboxes by an
+# image's first tag, and roles/agent_stack refuses one whose first tag is another).
+printf 'FROM agent-workstation/standin-base:test\nLABEL org.agent-workstation.standin=agent-server\n' \
+  | docker build -q -t ghcr.io/openhands/agent-server:1.34.0-python - >/dev/null
 # The Docker API filter: Debian's haproxy running the role's own config (as roles/agent_stack's
 # scenario builds it, tests/images/socket-proxy).
 docker build -q --build-arg BASE=agent-workstation/standin-base:test \

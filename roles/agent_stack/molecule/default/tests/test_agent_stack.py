@@ -599,11 +599,13 @@ def test_openhands_has_no_docker_socket(host):
     assert net["Internal"] is True
 
 
-def test_sandbox_image_tagged_with_the_plain_name(host):
+def test_sandbox_image_first_tag_is_the_plain_name(host):
+    """OpenHands 1.11.0 takes a sandbox's spec from its image's FIRST tag (RepoTags sorted by
+    full name); another tag first made every conversation end in ERROR."""
     tags = json.loads(
         sh(host, f"{DOCKER} image inspect ghcr.io/openhands/agent-server:1.34.0-python")
     )[0]["RepoTags"]
-    assert "ghcr.io/openhands/agent-server:1.34.0-python" in tags
+    assert tags[0] == "ghcr.io/openhands/agent-server:1.34.0-python", tags
 
 
 def test_no_internal_sandbox_network_claimed(host):
