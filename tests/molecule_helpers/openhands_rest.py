@@ -17,12 +17,23 @@ PREFIX = "oh-agent-server-"  # DockerSandboxServiceInjector.container_name_prefi
 
 
 def http_json(host: Any, method: str, url: str, body: object = None) -> Any:
+    """The JSON answer of one request. The app rate-limits per client address
+    (openhands-ai 1.11.0 app_server/app.py: InMemoryRateLimiter(requests=10, seconds=1),
+    middleware.py answers 429 {"message": "Too many requests"} above twice that), and every
+    client on the host, the sandboxes' webhook callbacks included, reaches it from one
+    address: a 429 is waited out (Retry-After: 1), up to 10 times."""
     data = ""
     if body is not None:
         data = f"-H 'Content-Type: application/json' --data {shlex.quote(json.dumps(body))}"
-    out = host.run(f"curl -sS --max-time 30 -X {method} {data} {url}")
-    assert out.rc == 0, out.stderr
-    return json.loads(out.stdout)
+    for _ in range(10):
+        out = host.run(f"curl -sS --max-time 30 -w '\\n%{{http_code}}' -X {method} {data} {url}")
+        assert out.rc == 0, out.stderr
+        text, _, code = out.stdout.rpartition("\n")
+        if code != "429":
+            break
+        time.sleep(1)
+    assert code.startswith("2"), f"{method} {url}: HTTP {code} {text[:500]}"
+    return json.loads(text)
 
 
 def vllm_requests(host: Any) -> float:
@@ -62,9 +73,11 @@ def converse(host: Any, title: str, start_s: float = 1200, run_s: float = 1200) 
     start_took = time.time() - started
     assert task.get("status") == "READY", task
     conv_id = task["app_conversation_id"]
+    assert conv_id, task
     conv: dict = {}
     while time.time() - started < start_s + run_s:
-        conv = http_json(host, "GET", f"{APP}/api/v1/app-conversations?ids={conv_id}")[0] or {}
+        found = http_json(host, "GET", f"{APP}/api/v1/app-conversations?ids={conv_id}")
+        conv = found[0] or {}
         if conv.get("execution_status") in ("finished", "error", "stuck"):
             break
         time.sleep(5)
