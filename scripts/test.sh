@@ -9,7 +9,7 @@
 #   6. pytest: tests/unit, tests/integration, tests/lint; then each package under packages/
 #      (mypy, then its own pytest)
 #   +  opt-in stage `real`: tests/real (real components: vLLM CPU build, Open WebUI, OpenHands)
-#      and any Molecule scenario listed in REAL_SCENARIOS (none by default)
+#      and any Molecule scenario listed in REAL_SCENARIOS (default: sandbox_engine:stack)
 #   7. Molecule: roles/*/molecule/* and molecule/* (the whole-site scenarios)
 #   5 and 6 run as one job beside the scenarios (MOLECULE_JOBS at a time); results print at the end.
 # Options (environment):
@@ -18,8 +18,9 @@
 #   MOLECULE_JOBS=2                      jobs side by side (the checks are one job, the first)
 #   MOLECULE_FIRST="agent_stack:default ..."  start these first (the longest; the rest follow)
 #   REAL_SCENARIOS="ROLE:SCENARIO ..."  scenarios that run only with the stage `real` (with
-#                                        `molecule` too); none by default: agent_stack:default and
-#                                        sandbox_engine:stack run the real stack in every run.
+#                                        `molecule` too). Default: sandbox_engine:stack (about 13
+#                                        min more; agent_stack:default runs the real stack in every
+#                                        run). REAL_SCENARIOS= (empty) puts it in the default run.
 # Logs of every stage and scenario: .cache/test-logs/. .ci/run calls exactly this script.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,7 +131,7 @@ for s in lint pytest real; do [[ " $stages " == *" $s "* ]] && checks_wanted=1; 
 if [[ " $stages " == *" molecule "* ]]; then
   say "checks and molecule (${jobs} jobs at a time)"
   scenarios=()
-  real_scenarios=${REAL_SCENARIOS:-}
+  real_scenarios=${REAL_SCENARIOS-sandbox_engine:stack}
   for f in roles/*/molecule/*/molecule.yml molecule/*/molecule.yml; do
     [ -f "$f" ] || continue
     scenario=$(basename "$(dirname "$f")")
