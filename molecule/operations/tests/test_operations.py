@@ -6,7 +6,7 @@ STATE = "/srv/agent-workstation/state"
 PINNED = [
     "agent-workstation/busybox:test",
     "agent-workstation/standin-vllm:good",
-    "agent-workstation/standin-base:test",
+    "agent-workstation/local-base:test",
     "agent-workstation/prune-pinned:by-tag",
     "agent-workstation/prune-pinned:by-id",
     "agent-workstation/prune-pinned:by-repo-id",
