@@ -99,7 +99,7 @@ run_checks() {
     check_stage yamllint yamllint -s .
     check_stage ansible-lint ansible-lint --offline -q
     check_stage ruff bash -c 'ruff check . && ruff format --check .'
-    check_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/images/real/*.sh tests/images/real/files/*/*.sh tests/real/*.sh .ci/run'
+    check_stage shellcheck bash -c 'shopt -s nullglob; shellcheck -x scripts/*.sh scripts/aw-* tests/images/build.sh tests/images/real/*.sh tests/images/real/files/*/*.sh tests/real/*.sh tests/device/*.sh .ci/run'
   fi
   if [[ " $stages " == *" pytest "* ]]; then
     check_stage pytest pytest -q -p no:cacheprovider

@@ -87,3 +87,24 @@ def test_preflight_plans_two_24_gb_gpus_with_tensor_parallel(tmp_path):
     assert "--tensor-parallel-size=2" in run.stdout
     assert "--tool-call-parser=qwen3_coder" in run.stdout
     assert _recap(run.stdout)["changed"] == 0
+
+
+def _report(stdout):
+    """The preflight report's lines, as `Print the preflight report` printed them."""
+    start = stdout.find("TASK [Print the preflight report]")
+    assert start >= 0, stdout[-3000:]
+    block = stdout[start:].split("TASK [", 2)[1]
+    return re.findall(r'^        "(.*)",?$', block, flags=re.MULTILINE)
+
+
+def test_the_fake_over_the_h200_capture_gives_the_report_the_real_h200_gave(tmp_path):
+    """tests/device/recorded/preflight.txt is the preflight play over the REAL nvidia-smi of an
+    H200 (tests/device/gpu-check.sh, 2026-12-04); h200-580-v13.xml is that machine's `-q -x`.
+    Replayed through the fake, the same play must print the same report line for line, so the
+    fake's path through the modules is the real one."""
+    run = _run(tmp_path, "playbooks/preflight.yml", "h200-580-v13.xml")
+    assert run.returncode != 0, run.stdout[-3000:]  # the 1000 W PSU cannot feed a 700 W card
+    recorded = (ROOT / "tests" / "device" / "recorded" / "preflight.txt").read_text()
+    assert _report(recorded), recorded
+    assert _report(run.stdout) == _report(recorded)
+    assert "Fix: cap each GPU at 521 W" in "\n".join(_report(run.stdout))

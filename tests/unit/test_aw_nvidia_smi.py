@@ -104,6 +104,20 @@ CAPTURES = [
         38.0,
         True,
     ),
+    # a REAL capture of this project's own (tests/device/gpu-check.sh on an H200, 2026-12-04)
+    (
+        "h200-580-v13.xml",
+        "580.159.04",
+        "13.0",
+        "NVIDIA H200",
+        143771,
+        700.0,
+        700.0,
+        80.07,  # this file; the module read 79.93 W a moment later (recorded/modules.txt)
+        "gpu_power_readings/average_power_draw",
+        41.0,
+        True,
+    ),
     # average N/A -> falls back to instant
     (
         "rtx-4090-570-v12.handmade.xml",
