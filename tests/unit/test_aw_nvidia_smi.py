@@ -113,7 +113,7 @@ CAPTURES = [
         143771,
         700.0,
         700.0,
-        80.07,  # this file; the module read 79.93 W a moment later (recorded/modules.txt)
+        80.07,  # this file; the preflight read 78.28 W in a later run (recorded/preflight.txt)
         "gpu_power_readings/average_power_draw",
         41.0,
         True,
